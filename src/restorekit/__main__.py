@@ -1,0 +1,5 @@
+import sys
+
+from restorekit.cli.main import main
+
+sys.exit(main())

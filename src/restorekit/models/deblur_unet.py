@@ -1,0 +1,110 @@
+"""``deblur_unet``: the GroupNorm U-Net of the deblurring seed project (AndreiSobo/image_deblurring).
+
+Input and output: ``(B, 3, H, W)`` RGB in [-1, 1] (the seed normalises images
+with mean 0.5, std 0.5). Any H, W: the input is reflect-padded to a multiple of
+16 and the output cropped back (the seed resized skips instead, which shifts
+content on odd sizes). 8,636,451 parameters at
+``base_ch=32``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from restorekit.models.registry import register_model
+
+
+def _norm(kind: str, ch: int) -> nn.Module:
+    if kind == "group":
+        return nn.GroupNorm(8, ch)
+    if kind == "batch":
+        return nn.BatchNorm2d(ch)
+    if kind in ("none", None):
+        return nn.Identity()
+    raise ValueError(f"norm must be 'group', 'batch' or 'none', got {kind!r}")
+
+
+class ConvBlock(nn.Module):
+    """(3x3 conv -> norm -> ReLU) x 2."""
+
+    def __init__(self, in_ch: int, out_ch: int, norm: str = "group") -> None:
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.Conv2d(in_ch, out_ch, 3, padding=1),
+            _norm(norm, out_ch),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_ch, out_ch, 3, padding=1),
+            _norm(norm, out_ch),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(x)
+
+
+class UpBlock(nn.Module):
+    """Bilinear x2 upsample + 3x3 conv, concat with the (resized) skip, ConvBlock."""
+
+    def __init__(self, in_ch: int, out_ch: int, norm: str = "group") -> None:
+        super().__init__()
+        self.up = nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+            nn.Conv2d(in_ch, out_ch, 3, padding=1),
+        )
+        self.conv = ConvBlock(out_ch * 2, out_ch, norm)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = self.up(x)
+        if x.shape[-2:] != skip.shape[-2:]:
+            skip = F.interpolate(skip, size=x.shape[-2:], mode="nearest")
+        return self.conv(torch.cat([x, skip], dim=1))
+
+
+class DeblurUNet(nn.Module):
+    """GroupNorm U-Net: encoder base*(1,2,4,8) with max-pooling, bottleneck base*16, 1x1 head."""
+
+    def __init__(self, in_ch: int = 3, out_ch: int = 3, base_ch: int = 32, norm: str = "group") -> None:
+        super().__init__()
+        c = base_ch
+        self.enc1 = ConvBlock(in_ch, c, norm)
+        self.enc2 = ConvBlock(c, c * 2, norm)
+        self.enc3 = ConvBlock(c * 2, c * 4, norm)
+        self.enc4 = ConvBlock(c * 4, c * 8, norm)
+        self.pool = nn.MaxPool2d(2)
+        self.bottleneck = ConvBlock(c * 8, c * 16, norm)
+        self.up4 = UpBlock(c * 16, c * 8, norm)
+        self.up3 = UpBlock(c * 8, c * 4, norm)
+        self.up2 = UpBlock(c * 4, c * 2, norm)
+        self.up1 = UpBlock(c * 2, c, norm)
+        self.final = nn.Conv2d(c, out_ch, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        # Reflect-pad to a multiple of 16 so every pooling level is exact; on sizes that are
+        # already multiples of 16 this computes exactly what the seed's network computes.
+        ph, pw = (-h) % 16, (-w) % 16
+        if ph or pw:
+            mode = "reflect" if h > ph and w > pw else "replicate"
+            x = F.pad(x, (0, pw, 0, ph), mode=mode)
+        e1 = self.enc1(x)
+        e2 = self.enc2(self.pool(e1))
+        e3 = self.enc3(self.pool(e2))
+        e4 = self.enc4(self.pool(e3))
+        b = self.bottleneck(self.pool(e4))
+        d = self.up4(b, e4)
+        d = self.up3(d, e3)
+        d = self.up2(d, e2)
+        d = self.up1(d, e1)
+        return self.final(d)[..., :h, :w]
+
+
+@register_model(
+    "deblur_unet",
+    description="GroupNorm U-Net of the GoPro deblurring seed (8.64 M params at base_ch=32); inputs in [-1, 1]",
+    value_range="-1,1",
+)
+def deblur_unet(in_ch: int = 3, out_ch: int = 3, base_ch: int = 32, norm: str = "group") -> DeblurUNet:
+    """Build :class:`DeblurUNet`."""
+    return DeblurUNet(in_ch=in_ch, out_ch=out_ch, base_ch=base_ch, norm=norm)
