@@ -213,6 +213,11 @@ def _decode_tiff_high_depth(im: Any, data: bytes) -> tuple[np.ndarray, int, bool
     bits_t = tuple(bits) if isinstance(bits, (tuple, list)) else ((bits,) if bits else (8,))
     if max(bits_t) <= 8:
         return None
+    if max(bits_t) == 16:
+        try:  # OpenCV decodes LZW/Deflate-compressed 16-bit TIFFs without extra codecs
+            return _decode_cv2_16(data, im.mode)
+        except OSError:
+            pass
     import tifffile
 
     try:

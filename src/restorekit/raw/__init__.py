@@ -1,0 +1,1 @@
+"""Raw sensor pipeline: raw files, Bayer packing, synthetic raw, noise, datasets, alignment."""
