@@ -1,9 +1,114 @@
-"""`restorekit eval`: score restored images or a model against baselines."""
+"""`restorekit eval`: score restored images or a model against baselines.
+
+Two modes:
+
+* ``restorekit eval --pred DIR --target DIR [--input DIR] --report FILE``: score existing outputs
+  (paired by file name without extension);
+* ``restorekit eval --model M (--data PATH | --input DIR --target DIR) --report FILE [--baselines ...]``:
+  run a model (tiled) and the classical baselines; PATH is a dataset folder (``input/target``,
+  ``blur/sharp``, GoPro ``<scene>/blur,sharp`` ...) or a training/data config (its validation split).
+"""
 
 from __future__ import annotations
 
-from restorekit.cli._pending import register_pending
+import argparse
+import sys
 
 
 def register(sub) -> None:  # noqa: ANN001
-    register_pending(sub, "eval", "score restored images or a model against baselines", "the losses and metrics issue")
+    p = sub.add_parser(
+        "eval",
+        help="score restored images or a model against the input and classical baselines",
+        description=(
+            "Score images under a named metric protocol. Either --pred DIR --target DIR (existing outputs) or "
+            "--model M with --data PATH or --input DIR --target DIR (runs the model and baselines)."
+        ),
+    )
+    p.add_argument("--pred", help="folder of restored images to score")
+    p.add_argument("--target", help="folder of ground-truth images (paired by file name)")
+    p.add_argument("--input", help="folder of degraded inputs (scored too; needed for baselines)")
+    p.add_argument("--model", help="model package (.safetensors), checkpoint, or exported .onnx / TorchScript file")
+    p.add_argument("--data", help="dataset folder, or a training/data config YAML (its validation split)")
+    p.add_argument("--report", required=True, help="report JSON path; .csv, .md and <stem>_images/ are written beside it")
+    p.add_argument("--protocol", default="rgb", help="rgb (default), y, basicsr, basicsr-y; optionally +cropN / +u8")
+    p.add_argument("--crop-border", type=int, default=None, help="pixels cropped from each border before measuring")
+    p.add_argument("--baselines", default=None,
+                   help="all | noise | blur | none | comma list of nlm,bilateral,wiener,richardson_lucy,unsharp "
+                        "(default: all with --model or --input, else none)")
+    p.add_argument("--metrics", default="psnr,ssim,mae,mse", help="comma list of psnr,ssim,ms_ssim,mae,mse")
+    p.add_argument("--tile", default="auto", help="tile size for the model: auto, pixels, or 0 for whole images")
+    p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1, mps")
+    p.add_argument("--backend", default="auto", help="auto, eager, compile, onnxruntime")
+    p.add_argument("--ensemble", action="store_true", help="self-ensemble over the 8 flips/rotations")
+    p.add_argument("--limit", type=int, default=None, help="score at most N images")
+    p.add_argument("--skip-missing", action="store_true", help="score matched pairs only when some files have no partner")
+    p.add_argument("--no-images", action="store_true", help="do not write comparison images")
+    p.add_argument("--title", default=None, help="report title")
+    p.set_defaults(func=run)
+
+
+def _print_summary(res: dict) -> None:
+    proto = res["protocol"]["name"]
+    print(f"{res['count']} image(s), protocol {proto}")
+    width = max(len(m) for m in res["methods"])
+    for method in res["ranking"]:
+        mean = res["methods"][method]["mean"]
+        mark = " <-" if method == res["primary"] else ""
+        ssim = mean.get("ssim")
+        ssim_s = f"  SSIM {ssim:.4f}" if ssim is not None else ""
+        print(f"  {method:<{width}}  PSNR {mean.get('psnr', float('nan')):7.2f} dB{ssim_s}{mark}")
+    g = res["gain_db"]
+    if g.get("over_input") is not None:
+        print(f"  gain over input: {g['over_input']:+.2f} dB")
+    if g.get("best_baseline"):
+        print(f"  gain over best baseline ({g['best_baseline']}): {g['over_best_baseline']:+.2f} dB")
+    for note in res.get("notes", []):
+        if "infinite" in note:
+            print(f"  note: {note}")
+    files = res.get("files", {})
+    if files:
+        print(f"report: {files.get('json')} (+ .csv, .md)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from restorekit.errors import ConfigError
+    from restorekit.evaluation import evaluate_folders, evaluate_model
+
+    tile: int | str = args.tile
+    if isinstance(tile, str) and tile != "auto":
+        try:
+            tile = int(tile)
+        except ValueError as exc:
+            raise ConfigError(f"--tile must be 'auto' or an integer, got {args.tile!r}") from exc
+    metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    bad = [m for m in metrics if m not in ("psnr", "ssim", "ms_ssim", "mae", "mse")]
+    if bad or not metrics:
+        raise ConfigError(f"--metrics: unknown metric(s) {bad} (expected psnr, ssim, ms_ssim, mae, mse)")
+    on_missing = "skip" if args.skip_missing else "fail"
+    common = dict(protocol=args.protocol, crop_border=args.crop_border, report=args.report, metrics=metrics,
+                  comparisons=not args.no_images, limit=args.limit, on_missing=on_missing, progress=sys.stderr.isatty())
+    if args.title:
+        common["title"] = args.title
+    if args.pred:
+        if args.model or args.data:
+            raise ConfigError("--pred scores existing outputs: do not combine it with --model/--data")
+        if not args.target:
+            raise ConfigError("--pred needs --target DIR")
+        baselines = args.baselines or ("all" if args.input else "none")
+        res = evaluate_folders(args.pred, args.target, input_dir=args.input, baselines=baselines, **common)
+    elif args.model:
+        if args.data and (args.input or args.target):
+            raise ConfigError("give either --data or --input/--target, not both")
+        if args.data:
+            data = args.data
+        elif args.input and args.target:
+            data = (args.input, args.target)
+        else:
+            raise ConfigError("--model needs --data PATH or --input DIR --target DIR")
+        res = evaluate_model(args.model, data, baselines=args.baselines or "all", tile=tile, overlap=args.overlap,
+                             device=args.device, ensemble=args.ensemble, backend=args.backend, **common)
+    else:
+        raise ConfigError("nothing to evaluate: pass --pred DIR --target DIR, or --model M with --data/--input/--target")
+    _print_summary(res)
+    return 0

@@ -1,8 +1,17 @@
-"""Config section of raw datasets (``data.kind: raw``). Owned by the raw issue; extended there."""
+"""Config section of raw datasets (``data.kind: raw``), see :mod:`restorekit.raw.dataset`.
+
+``root`` is either a folder of raw files (RawNIND-style: flat names
+``<scene>_ISO<iso>_<rest>.<ext>`` where the lowest ISO of a scene is the ground
+truth, or ``<scene>/`` folders with their ground truth in ``<scene>/gt/``) or a
+packed JPEG proxy written by ``restorekit data pack --raw`` (recognised by its
+``pack.json``).
+"""
 
 from __future__ import annotations
 
 from typing import Literal
+
+from pydantic import Field, field_validator
 
 from restorekit.config.base import StrictModel
 
@@ -12,6 +21,45 @@ class RawDataConfig(StrictModel):
 
     kind: Literal["raw"] = "raw"
     root: str
-    batch_size: int = 2
-    num_workers: int = 0
-    patch_size: int = 256
+    #: a second source used as the validation set; None = seeded split of ``root`` by scene
+    val_root: str | None = None
+    #: "auto" detects a packed proxy (pack.json) or raw files; "raw" / "packed" force one
+    format: Literal["auto", "raw", "packed"] = "auto"
+    #: raw-file layout: "flat" (`..._ISO<iso>_...` names), "gt_folder" (`<scene>/gt/`), "auto"
+    layout: Literal["auto", "flat", "gt_folder"] = "auto"
+    batch_size: int = Field(2, ge=1)
+    val_batch_size: int = Field(1, ge=1)
+    num_workers: int = Field(0, ge=0)
+    #: training crop side in full-resolution pixels (even; the packed input is half of it)
+    patch_size: int = Field(256, ge=16)
+    #: validation: centre crop of this side (even), None = full frames
+    val_patch: int | None = Field(None, ge=16)
+    #: fraction of scenes held out for validation when ``val_root`` is not given
+    val_fraction: float = Field(0.2, ge=0.0, lt=1.0)
+    #: Bayer-safe random horizontal / vertical flips of training crops
+    flips: bool = True
+    #: crops drawn per frame per epoch
+    repeat: int = Field(1, ge=1)
+    #: demosaic of the residual (noisy) and ground-truth images
+    demosaic: Literal["bilinear", "malvar"] = "bilinear"
+    #: condition = ISO / iso_norm (the seed project used 6400)
+    iso_norm: float = Field(6400.0, gt=0)
+    #: keep only these ISOs (noisy frames); None = all
+    isos: list[int] | None = None
+    #: scale the ground truth to the noisy frame's mean (RawNIND exposures differ slightly)
+    match_exposure: bool = True
+    #: align each raw ground truth onto its noisy frame (ORB + ECC) when loading raw files
+    align: bool = False
+    #: drop pairs whose alignment correlation (or the packed CSV's cc) is below this
+    min_cc: float | None = Field(None, ge=-1.0, le=1.0)
+    #: keep decoded frames in memory (per worker); fine for the packed proxy / small sets
+    cache: bool = False
+    #: use at most this many noisy frames (sorted order, before the split)
+    limit: int | None = Field(None, ge=1)
+
+    @field_validator("patch_size", "val_patch")
+    @classmethod
+    def _even(cls, v: int | None) -> int | None:
+        if v is not None and v % 2:
+            raise ValueError(f"must be even (a Bayer 2x2 period), got {v}")
+        return v

@@ -1,0 +1,406 @@
+"""Runtimes: one calling convention for eager PyTorch, ``torch.compile``, ONNX Runtime and TorchScript.
+
+A :class:`Runtime` maps a CPU batch ``(B, 3, h, w)`` float32 RGB in [0, 1] to a
+CPU batch of the same shape in [0, 1] (not clipped). It owns everything that
+depends on the model: the move to and from the device (only the batch being
+processed lives there), the conversion to the model's value range
+(``"0,1"``/``"-1,1"``), and reflect padding to the model's size multiple (the
+output is cropped back).
+
+:func:`make_runtime` builds one from an ``nn.Module``, a model package
+(``.safetensors``), a checkpoint, an exported ``.onnx`` file or an exported
+TorchScript file (``.pt``/``.ts``/``.torchscript``), with ``backend`` one of
+``auto``, ``eager``, ``compile``, ``onnxruntime``, ``torchscript``.
+``auto`` on CPU picks the fastest available path measured on this kind of machine
+(ONNX Runtime when installed, else eager channels_last); on CUDA/MPS eager.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from restorekit.errors import CheckpointError, ConfigError
+
+log = logging.getLogger("restorekit.inference")
+
+BACKENDS = ("auto", "eager", "compile", "onnxruntime", "torchscript")
+ONNX_SUFFIXES = (".onnx",)
+TORCHSCRIPT_SUFFIXES = (".pt", ".ts", ".torchscript", ".jit")
+#: name of the JSON metadata entry in exported files (ONNX metadata_props key, TorchScript _extra_files name)
+META_KEY = "restorekit.json"
+
+#: size multiples of the built-in architectures whose padding is internal (the registry says 1 for them)
+KNOWN_SIZE_MULTIPLES = {"deblur_unet": 16, "nafnet": 16, "nafnet_cond": 16, "restormer": 8, "unet": 16, "student_unet": 16}
+
+
+@dataclass
+class ModelInfo:
+    """What inference needs to know about a model, whatever its format."""
+
+    arch: str | None = None
+    arch_args: dict[str, Any] = field(default_factory=dict)
+    value_range: str = "0,1"
+    size_multiple: int = 1
+    train_size: tuple[int, int] | None = None
+    inputs: list[str] = field(default_factory=lambda: ["input"])
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "restorekit_export": "1",
+                "arch": self.arch,
+                "arch_args": self.arch_args,
+                "value_range": self.value_range,
+                "size_multiple": self.size_multiple,
+                "train_size": list(self.train_size) if self.train_size else None,
+                "inputs": self.inputs,
+            },
+            default=str,
+        )
+
+    @classmethod
+    def from_json(cls, text: str, source: str) -> "ModelInfo":
+        try:
+            d = json.loads(text) if text else {}
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"'{source}': malformed restorekit metadata ({exc})") from exc
+        ts = d.get("train_size")
+        return cls(
+            arch=d.get("arch"),
+            arch_args=dict(d.get("arch_args") or {}),
+            value_range=str(d.get("value_range", "0,1")),
+            size_multiple=int(d.get("size_multiple", 1) or 1),
+            train_size=tuple(ts) if ts else None,  # type: ignore[arg-type]
+            inputs=list(d.get("inputs") or ["input"]),
+        )
+
+
+def model_info(model: nn.Module) -> ModelInfo:
+    """Collect :class:`ModelInfo` from the attributes ``create_model``/``load_package`` set on a module."""
+    from restorekit.models.value_range import model_value_range
+
+    arch = getattr(model, "restorekit_arch", None)
+    mult = int(getattr(model, "restorekit_size_multiple", 0) or 0)
+    if not mult and arch:
+        try:
+            from restorekit.models.registry import get_spec
+
+            mult = int(get_spec(arch).size_multiple or 1)
+        except Exception:  # noqa: BLE001 - unknown arch: fall back to the table
+            mult = 1
+        mult = max(mult, KNOWN_SIZE_MULTIPLES.get(arch, 1))
+    # internal padding multiples the architectures expose (padding externally to them changes nothing)
+    for attr, factor in (("padder_size", 2 if arch == "nafnet_cond" else 1), ("pad_multiple", 1), ("patch_size", 1)):
+        v = getattr(model, attr, None)
+        if isinstance(v, int) and v > 0:
+            mult = max(mult or 1, v * factor)
+    ts = getattr(model, "restorekit_train_size", None)
+    inputs = ["rggb", "cond", "residual"] if arch == "nafnet_cond" else ["input"]
+    return ModelInfo(
+        arch=arch,
+        arch_args=dict(getattr(model, "restorekit_args", {}) or {}),
+        value_range=model_value_range(model),
+        size_multiple=max(1, mult or 1),
+        train_size=tuple(ts) if ts else None,  # type: ignore[arg-type]
+        inputs=inputs,
+    )
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
+    """Pad ``(B, C, h, w)`` at the bottom/right to a multiple (reflect, or replicate when too small)."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        mode = "reflect" if h > ph and w > pw else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x, h, w
+
+
+class Runtime:
+    """Base class: ``runtime(x)`` maps a CPU ``(B,3,h,w)`` batch in [0,1] to a CPU batch in [0,1]."""
+
+    name = "runtime"
+
+    def __init__(self, info: ModelInfo, device: torch.device) -> None:
+        self.info = info
+        self.device = device
+
+    # -- to be implemented by subclasses: model-range tensor in, model-range tensor out (CPU) --
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def value_range(self) -> str:
+        return self.info.value_range
+
+    @property
+    def size_multiple(self) -> int:
+        return self.info.size_multiple
+
+    def __call__(self, x01: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, h, w)`` float32 in [0, 1] (any device) -> ``(B, 3, h, w)`` float32 CPU in [0, 1] (unclipped)."""
+        from restorekit.models.value_range import from_model_range, to_model_range
+
+        x, h, w = pad_to_multiple(x01, self.size_multiple)
+        y = self._forward(to_model_range(x, self.value_range))
+        return from_model_range(y[..., :h, :w], self.value_range)
+
+    def describe(self) -> str:
+        return f"{self.name} on {self.device}"
+
+
+class TorchRuntime(Runtime):
+    """Eager PyTorch (optionally channels_last and/or ``torch.compile``)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        device: torch.device,
+        *,
+        channels_last: bool | None = None,
+        compile: bool = False,
+        info: ModelInfo | None = None,
+    ) -> None:
+        super().__init__(info or model_info(model), device)
+        if channels_last is None:
+            channels_last = device.type in ("cpu", "cuda")
+        self.channels_last = bool(channels_last)
+        param = next(iter(model.parameters()), None)
+        cur_dev = param.device if param is not None else torch.device("cpu")
+        needs_copy = self.channels_last or cur_dev != device or model.training
+        m = copy.deepcopy(model) if needs_copy else model  # never change the caller's module
+        m = m.to(device).eval()
+        if self.channels_last:
+            m = m.to(memory_format=torch.channels_last)
+        self.model = m
+        self.compiled = False
+        if compile:
+            self.model = torch.compile(m, dynamic=False)
+            self.compiled = True
+        self.name = "compile" if compile else ("eager-channels_last" if self.channels_last else "eager")
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            x = x.to(self.device, non_blocking=True)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = self.model(x)
+            return y.float().to("cpu").contiguous()
+
+
+class OnnxRuntime(Runtime):
+    """ONNX Runtime session (CPU, or CUDA when the GPU build and device are available)."""
+
+    name = "onnxruntime"
+
+    def __init__(self, source: str | Path | bytes, device: torch.device, info: ModelInfo | None = None, threads: int | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:  # pragma: no cover - installed in the project venv
+            raise ConfigError("backend 'onnxruntime' needs the onnxruntime package (pip install onnxruntime)") from exc
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads or torch.get_num_threads()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers = ["CPUExecutionProvider"]
+        if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        label = "<in-memory>" if isinstance(source, (bytes, bytearray)) else str(source)
+        try:
+            data = source if isinstance(source, (bytes, bytearray)) else str(source)
+            self.session = ort.InferenceSession(data, so, providers=providers)
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own types
+            raise CheckpointError(f"'{label}': ONNX Runtime cannot load the model ({exc})") from exc
+        if info is None:
+            md = self.session.get_modelmeta().custom_metadata_map
+            info = ModelInfo.from_json(md.get(META_KEY, ""), label)
+        super().__init__(info, torch.device("cuda") if providers[0].startswith("CUDA") else torch.device("cpu"))
+        self.input_names = [i.name for i in self.session.get_inputs()]
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        if len(self.input_names) != 1:
+            raise ConfigError(f"this ONNX model takes inputs {self.input_names}; use run_raw() for multi-input models")
+        out = self.session.run(None, {self.input_names[0]: x.detach().cpu().float().contiguous().numpy()})[0]
+        return torch.from_numpy(out)
+
+    def run_raw(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """Run a multi-input model (e.g. nafnet_cond: rggb, cond, residual) as is, no range conversion."""
+        feeds = {n: t.detach().cpu().float().contiguous().numpy() for n, t in zip(self.input_names, inputs)}
+        return torch.from_numpy(self.session.run(None, feeds)[0])
+
+
+class TorchScriptRuntime(Runtime):
+    """A traced TorchScript file exported by ``restorekit export --format torchscript``."""
+
+    name = "torchscript"
+
+    def __init__(self, path: str | Path, device: torch.device, channels_last: bool | None = None) -> None:
+        extra = {META_KEY: ""}
+        try:
+            module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+        except Exception as exc:  # noqa: BLE001
+            raise CheckpointError(f"'{path}': not a loadable TorchScript file ({exc})") from exc
+        raw = extra[META_KEY]
+        info = ModelInfo.from_json(raw.decode() if isinstance(raw, bytes) else raw, str(path))
+        super().__init__(info, device)
+        self.module = module.eval()
+        self.channels_last = device.type == "cpu" if channels_last is None else bool(channels_last)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            x = x.to(self.device)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            return self.module(x).float().to("cpu").contiguous()
+
+    def run_raw(self, *inputs: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.module(*[t.to(self.device) for t in inputs]).float().cpu()
+
+
+# ---------------------------------------------------------------------------------------------
+# ONNX sessions built on the fly from an nn.Module (backend "onnxruntime"/"auto" on CPU), cached
+# per module and invalidated when any parameter changes (tensor._version counts in-place updates).
+_ORT_CACHE: dict[int, tuple[Any, tuple, OnnxRuntime]] = {}
+
+
+def _fingerprint(model: nn.Module) -> tuple:
+    return tuple((p.data_ptr(), p._version) for p in model.parameters()) + tuple(
+        (b.data_ptr(), b._version) for b in model.buffers()
+    )
+
+
+def onnx_runtime_for(model: nn.Module, device: torch.device, verify: bool = True) -> OnnxRuntime:
+    """An :class:`OnnxRuntime` for ``model`` (exported in memory once, cached while its weights are unchanged).
+
+    With ``verify`` the session is checked against eager PyTorch on a rectangular
+    input of another size than the export example (catches shape-dependent
+    branches baked into the graph); a mismatch above 1e-3 raises ``RuntimeError``
+    (also cached, so a model that cannot be exported is not retried).
+    """
+    import weakref
+
+    key = id(model)
+    fp = _fingerprint(model)
+    hit = _ORT_CACHE.get(key)
+    if hit is not None and hit[0]() is model and hit[1] == fp:
+        if isinstance(hit[2], Exception):
+            raise hit[2]
+        return hit[2]
+    from restorekit.export.onnx import onnx_bytes
+
+    info = model_info(model)
+    try:
+        data = onnx_bytes(model, info)
+        rt = OnnxRuntime(data, device, info=info)
+        if verify and info.inputs == ["input"]:
+            m = info.size_multiple
+            x = torch.rand(1, 3, 3 * m if 3 * m >= 32 else 48, 5 * m if 5 * m >= 32 else 80, generator=torch.Generator().manual_seed(0))
+            with torch.inference_mode():
+                ref = TorchRuntime(model, torch.device("cpu"), channels_last=False)(x)
+            diff = float((rt(x) - ref).abs().max())
+            if not diff < 1e-3:
+                raise RuntimeError(f"ONNX Runtime output differs from PyTorch by {diff:.3g} at another input size")
+    except Exception as exc:  # noqa: BLE001
+        _ORT_CACHE[key] = (weakref.ref(model), fp, exc)  # type: ignore[assignment]
+        raise
+    _ORT_CACHE[key] = (weakref.ref(model), fp, rt)
+    return rt
+
+
+def _is_exported_path(p: Path) -> str | None:
+    s = p.suffix.lower()
+    if s in ONNX_SUFFIXES:
+        return "onnxruntime"
+    if s in TORCHSCRIPT_SUFFIXES:
+        # .pt may also be a plain checkpoint: TorchScript files are zip archives with a constants.pkl / code/ entry
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(p) as z:
+                names = z.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return None
+        if any(n.endswith("/code/__torch__.py") or "/code/" in n for n in names) or any(n.endswith(META_KEY) for n in names):
+            return "torchscript"
+    return None
+
+
+def _auto_backend(model: nn.Module, device: torch.device) -> str:
+    env = os.environ.get("RESTOREKIT_BACKEND")
+    if env:
+        return env
+    if device.type != "cpu":
+        return "eager"
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return "eager"
+    if model_info(model).inputs != ["input"]:
+        return "eager"
+    return "onnxruntime"
+
+
+def make_runtime(
+    model: nn.Module | Runtime | str | Path,
+    device: str | torch.device | None = None,
+    backend: str = "auto",
+    *,
+    channels_last: bool | None = None,
+) -> Runtime:
+    """Build a :class:`Runtime` for a module, a weight file or an exported file.
+
+    ``device`` None: the module's device when it is on an accelerator, else
+    ``resolve_device("auto")``. ``backend``: see the module docstring. Exported
+    files always run in their own runtime (ONNX Runtime / TorchScript). When the
+    ``auto`` choice fails (e.g. an operator ONNX cannot export) it falls back to
+    eager PyTorch and logs why.
+    """
+    from restorekit.device import resolve_device
+
+    if isinstance(model, Runtime):
+        return model
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if isinstance(model, (str, Path)):
+        p = Path(model)
+        if not p.exists():
+            raise CheckpointError(f"model file '{p}' does not exist")
+        kind = _is_exported_path(p)
+        dev = resolve_device(device)
+        if kind == "onnxruntime":
+            return OnnxRuntime(p, dev)
+        if kind == "torchscript":
+            return TorchScriptRuntime(p, dev, channels_last=channels_last)
+        from restorekit.models.loading import load_model
+
+        model = load_model(p)
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"expected an nn.Module, a Runtime or a model file, got {type(model).__name__}")
+    if device is None:
+        param = next(iter(model.parameters()), None)
+        dev = param.device if param is not None and param.device.type != "cpu" else resolve_device("auto")
+    else:
+        dev = resolve_device(device)
+    chosen = _auto_backend(model, dev) if backend == "auto" else backend
+    if chosen == "onnxruntime":
+        try:
+            return onnx_runtime_for(model, dev)
+        except Exception as exc:  # noqa: BLE001 - fall back to eager, say why
+            if backend != "auto":
+                raise
+            log.warning("ONNX Runtime path unavailable for %s (%s); using eager PyTorch", model_info(model).arch, exc)
+            chosen = "eager"
+    if chosen == "torchscript":
+        raise ConfigError("backend 'torchscript' needs an exported TorchScript file (restorekit export --format torchscript)")
+    return TorchRuntime(model, dev, channels_last=channels_last, compile=(chosen == "compile"))

@@ -1,0 +1,128 @@
+"""``student_unet``: the distillation project's BatchNorm / ConvTranspose U-Net (beingdhruvv/ImageSharpening-KD).
+
+Input and output: ``(B, 3, H, W)`` RGB in [0, 1] (the output is the sharpened
+image itself, no global residual). Any size: reflect-padded to a multiple of
+``2 ** depth`` internally and cropped back.
+
+``depth`` is the number of pooling levels: encoder blocks ``enc1..enc{depth}``
+with ``base_filters * 2**i`` channels, a bottleneck with ``base_filters * 2**depth``,
+decoder ``up{i}`` (ConvTranspose 2x2 stride 2) + ``dec{i}`` (concat skip, ConvBlock),
+and a 1x1 ``final`` conv. Blocks are (3x3 conv, BatchNorm, ReLU) x 2 under
+``block.N`` like the seed, so the seed's state dicts load unchanged.
+
+The seed's ``UNet(depth=...)`` builds 3 pooling levels for any ``depth >= 3`` (and
+2 levels with an ``8 * base`` bottleneck below that); ``legacy_three_levels=True``
+reproduces that layout and its fixed padding to a multiple of 16, to import those
+checkpoints (7,703,107 parameters at ``base_filters=64``). With depth 3 the
+correct and the legacy layouts coincide except for the padding multiple.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from restorekit.models.layers import pad_to_multiple
+from restorekit.models.registry import register_model
+
+
+class StudentConvBlock(nn.Module):
+    """(3x3 conv -> BatchNorm -> ReLU) x 2, optional dropout (keys ``block.0/1/3/4``)."""
+
+    def __init__(self, in_ch: int, out_ch: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_ch, out_ch, 3, padding=1),
+            nn.BatchNorm2d(out_ch),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_ch, out_ch, 3, padding=1),
+            nn.BatchNorm2d(out_ch),
+            nn.ReLU(inplace=True),
+        ]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        self.block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(x)
+
+
+class StudentUNet(nn.Module):
+    """U-Net with ``depth`` max-pooling levels (see the module docstring for the legacy layout)."""
+
+    def __init__(
+        self,
+        base_filters: int = 64,
+        depth: int = 4,
+        use_dropout: bool = False,
+        legacy_three_levels: bool = False,
+        in_channels: int = 3,
+        out_channels: int = 3,
+    ) -> None:
+        super().__init__()
+        if depth < 1:
+            raise ValueError(f"student_unet: depth must be >= 1, got {depth}")
+        f = base_filters
+        d = 0.2 if use_dropout else 0.0
+        if legacy_three_levels:
+            levels = 3 if depth >= 3 else 2
+            enc_ch = [f * 2**i for i in range(levels)]
+            bott = f * 8
+            self.pad_multiple = 16
+        else:
+            levels = depth
+            enc_ch = [f * 2**i for i in range(levels)]
+            bott = f * 2**levels
+            self.pad_multiple = 2**levels
+        self.levels = levels
+        self.pool = nn.MaxPool2d(2)
+        prev = in_channels
+        for i, ch in enumerate(enc_ch, start=1):
+            self.add_module(f"enc{i}", StudentConvBlock(prev, ch, d))
+            prev = ch
+        self.bottleneck = StudentConvBlock(prev, bott, d)
+        prev = bott
+        for i in range(levels, 0, -1):
+            ch = enc_ch[i - 1]
+            self.add_module(f"up{i}", nn.ConvTranspose2d(prev, ch, 2, stride=2))
+            self.add_module(f"dec{i}", StudentConvBlock(ch * 2, ch, d))
+            prev = ch
+        self.final = nn.Conv2d(prev, out_channels, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H, W)`` in [0, 1] -> ``(B, 3, H, W)``."""
+        h, w = x.shape[-2:]
+        x = pad_to_multiple(x, self.pad_multiple, "reflect")
+        skips = []
+        for i in range(1, self.levels + 1):
+            x = getattr(self, f"enc{i}")(x)
+            skips.append(x)
+            x = self.pool(x)
+        x = self.bottleneck(x)
+        for i in range(self.levels, 0, -1):
+            x = getattr(self, f"up{i}")(x)
+            x = getattr(self, f"dec{i}")(torch.cat([x, skips[i - 1]], dim=1))
+        return self.final(x)[:, :, :h, :w]
+
+
+@register_model(
+    "student_unet",
+    description="BatchNorm/ConvTranspose U-Net student of the distillation seed; inputs in [0, 1]",
+    value_range="0,1",
+    size_multiple=1,
+    presets={
+        "seed-legacy": {"base_filters": 64, "depth": 4, "legacy_three_levels": True},
+        "base64-d4": {"base_filters": 64, "depth": 4},
+        "base32-d4": {"base_filters": 32, "depth": 4},
+    },
+)
+def student_unet(
+    base_filters: int = 64,
+    depth: int = 4,
+    use_dropout: bool = False,
+    legacy_three_levels: bool = False,
+    in_channels: int = 3,
+    out_channels: int = 3,
+) -> StudentUNet:
+    """Build :class:`StudentUNet`."""
+    return StudentUNet(base_filters, depth, use_dropout, legacy_three_levels, in_channels, out_channels)
