@@ -34,9 +34,11 @@ DEMO_CONFIG: dict[str, Any] = {
     "model": {"name": "deblur_unet", "args": {"base_ch": 32}},
     "data": {
         "kind": "skimage",
+        "names": ["astronaut", "chelsea", "hubble_deep_field", "immunohistochemistry", "motorcycle_left",
+                  "retina", "camera", "gravel", "brick", "grass"],
+        "val_names": ["coffee", "rocket"],
         "patch_size": 64,
         "batch_size": 4,
-        "val_fraction": 0.2,
         "val_patch": 256,
         "repeat": 4,
         "degrade": [
@@ -59,7 +61,7 @@ DEMO_CONFIG: dict[str, Any] = {
         "epochs": 20,
         "grad_clip": 1.0,
         "early_stopping": {"enabled": False},
-        "checkpoint": {"every_n_epochs": 0, "save_best": True},
+        "checkpoint": {"every_n_epochs": 0, "save_best": False, "save_latest": False},
         "n_samples": 2,
         "export": "last",
     },

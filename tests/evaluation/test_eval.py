@@ -230,3 +230,40 @@ def test_baseline_estimators_on_real_photos(photo) -> None:
     assert resolve_baselines("none") == []
     with pytest.raises(ConfigError, match="nope"):
         resolve_baselines("nope")
+
+
+def test_raw_config_per_iso_breakdown(tmp_path: Path, photo) -> None:
+    """Raw samples (rggb/cond/residual) run through the conditional model; results broken down by ISO."""
+    import yaml
+
+    from restorekit.models.registry import create_model
+    from restorekit.raw.unprocess import make_synthetic_scenes
+
+    root = tmp_path / "scenes"
+    make_synthetic_scenes(root, [(n, photo(n, 64)) for n in ("astronaut", "coffee", "chelsea", "rocket")],
+                          isos=(100, 800, 6400), seed=0)
+    cfg = tmp_path / "raw.yaml"
+    cfg.write_text(yaml.safe_dump({"kind": "raw", "root": str(root), "val_fraction": 0.5}))
+    torch.manual_seed(0)
+    model = create_model("nafnet_cond", chans=[8, 16], enc_blk_nums=[1], middle_blk_num=1, dec_blk_nums=[1])
+    res = evaluate_model(model, cfg, baselines="nlm", device="cpu", report=tmp_path / "raw.json")
+    assert res["count"] == 4  # 2 validation scenes x 2 noisy ISOs
+    assert set(res["by_condition"]["iso"]) == {"800", "6400"}
+    iso = res["by_condition"]["iso"]
+    assert iso["800"]["input"]["psnr"] > iso["6400"]["input"]["psnr"]  # more noise at the higher ISO
+    assert iso["6400"]["nlm"]["psnr"] > iso["6400"]["input"]["psnr"]
+    assert "PSNR by iso" in (tmp_path / "raw.md").read_text()
+
+
+def test_optional_lpips_column(tmp_path: Path, photo) -> None:
+    torch.manual_seed(0)
+    lin = {f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1) for i, c in enumerate((64, 128, 256, 512, 512))}
+    torch.save(lin, tmp_path / "vgg.pth")
+    t = photo("chelsea", 48)
+    noisy = _noisy(t, 0.1, 0)
+    res = evaluate_pairs([("c", noisy, t, noisy), ("d", t, t, noisy)], lpips_weights=tmp_path / "vgg.pth", vgg_weights="random")
+    assert "lpips" in res["metrics"]
+    lp = {r["name"]: r["lpips"] for r in res["per_image"]}
+    assert lp["d"] == pytest.approx(0.0, abs=1e-7) and lp["c"] > 0
+    with pytest.raises(ConfigError, match="lpips"):
+        evaluate_pairs([("c", noisy, t)], metrics=("psnr", "lpips"))

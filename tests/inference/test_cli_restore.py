@@ -136,3 +136,25 @@ def test_bad_model_name(tmp_path, capsys):
     write_image(tmp_path / "a.png", np.zeros((8, 8, 3), np.float32))
     assert main(["restore", "-m", "no_such_model", str(tmp_path / "a.png"), "--out", str(tmp_path / "o")]) == 2
     assert "no_such_model" in capsys.readouterr().err
+
+
+def test_raw_files_dispatch_to_raw_helper(tmp_path, monkeypatch, identity_package):
+    """Raw files go to restorekit.raw.restore.restore_raw_file with --iso/--strength/--tile/--overlap."""
+    import sys
+    import types
+
+    calls = []
+
+    def fake_restore_raw_file(model, path, out_path, iso="auto", strength=1.0, tile="auto", overlap=32, device=None):
+        calls.append({"path": path, "out": out_path, "iso": iso, "strength": strength, "tile": tile, "overlap": overlap})
+        write_image(out_path, np.zeros((4, 4, 3), np.float32), bit_depth=16)
+
+    fake = types.ModuleType("restorekit.raw.restore")
+    fake.restore_raw_file = fake_restore_raw_file
+    monkeypatch.setitem(sys.modules, "restorekit.raw.restore", fake)
+    (tmp_path / "shot.dng").write_bytes(b"II*\0fake")
+    rc = main(["restore", "-m", str(identity_package), str(tmp_path / "shot.dng"), "--out", str(tmp_path / "o"),
+               "--iso", "3200", "--strength", "0.5", "--tile", "256", "-q", "--backend", "eager"])
+    assert rc == 0 and len(calls) == 1
+    assert calls[0]["iso"] == 3200 and calls[0]["strength"] == 0.5 and calls[0]["tile"] == 256
+    assert calls[0]["out"] == tmp_path / "o" / "shot.tif" and (tmp_path / "o" / "shot.tif").exists()

@@ -187,3 +187,15 @@ def test_protocol_names_and_errors() -> None:
             resolve_protocol(bad)
     with pytest.raises(ConfigError):
         Protocol(crop_border=-1)
+
+
+def test_image_level_ssim_is_computed_in_strips_without_changing_the_value(photo) -> None:
+    from restorekit.metrics.image import _ssim_tiled, prepare
+
+    t = photo("astronaut", 200)
+    p = _degraded(t, "noise", 5)
+    x, y, _ = prepare(p, t)
+    whole = float(ssim_batch(x, y)[0])
+    assert _ssim_tiled(x, y, rows=37) == pytest.approx(whole, abs=1e-12)
+    assert ssim(p, t) == pytest.approx(whole, abs=1e-12)
+    assert abs(whole - _sk_ssim(p, t)) < 1e-5

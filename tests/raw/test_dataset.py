@@ -138,3 +138,18 @@ def test_packed_proxy_round_trip(scenes, tmp_path):
     ref = by_name[v["name"]]
     assert _psnr(v["target"], ref["target"]) > 38
     assert _psnr(unpack_rggb(v["rggb"]), unpack_rggb(ref["rggb"])) > 30
+
+
+def test_cli_pack_raw_and_synth(tmp_path):
+    from restorekit.cli.main import main
+
+    assert main(["data", "synth-raw", "--out", str(tmp_path / "scenes"), "--size", "64", "--isos", "100,3200",
+                 "--photos", "astronaut,coffee"]) == 0
+    assert sorted(p.name for p in (tmp_path / "scenes").iterdir()) == [
+        "astronaut_ISO100_synthetic.dng", "astronaut_ISO3200_synthetic.dng",
+        "coffee_ISO100_synthetic.dng", "coffee_ISO3200_synthetic.dng"]
+    assert main(["data", "pack", "--raw", str(tmp_path / "scenes"), "--out", str(tmp_path / "packed"), "--crop", "32"]) == 0
+    info = json.loads((tmp_path / "packed" / "pack.json").read_text())
+    assert info["written"] == 2 and info["crop"] == 32
+    train, val = build_raw_datasets(RawDataConfig(root=str(tmp_path / "packed"), patch_size=16), seed=0)
+    assert len(train) == 1 and len(val) == 1 and val[0]["target"].shape == (3, 32, 32)

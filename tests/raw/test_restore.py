@@ -75,15 +75,16 @@ def test_restore_errors(tmp_path, dng):
         restore_raw_file(PixelwiseRaw(), dng, tmp_path / "o.tif", iso="loud")
 
 
-def test_nafnet_cond_through_the_cli(dng, tmp_path):
+def test_nafnet_cond_through_the_cli(tmp_path, photo):
     from restorekit.cli.main import main
     from restorekit.models.package import save_package
     from restorekit.models.registry import create_model
 
-    model = create_model("nafnet_cond", preset="small")
+    make_synthetic_scenes(tmp_path / "in", [("cat", photo("chelsea", 64))], isos=(100, 1600), seed=0)
+    model = create_model("nafnet_cond", chans=[8, 16, 32], enc_blk_nums=[1, 1], middle_blk_num=1, dec_blk_nums=[1, 1])
     save_package(model, tmp_path / "raw.safetensors")
-    rc = main(["restore", "--model", str(tmp_path / "raw.safetensors"), str(dng), "--out", str(tmp_path / "out"),
-               "--iso", "auto", "--strength", "0.8", "--tile", "128", "--overlap", "32"])
+    rc = main(["restore", "--model", str(tmp_path / "raw.safetensors"), str(tmp_path / "in" / "cat_ISO1600_synthetic.dng"),
+               "--out", str(tmp_path / "out"), "--iso", "auto", "--strength", "0.8", "--tile", "32", "--overlap", "8"])
     assert rc == 0
-    img, meta = read_image_with_info(tmp_path / "out" / "astro_ISO3200_synthetic.tif")
-    assert img.shape == (160, 160, 3) and meta.bit_depth == 16
+    img, meta = read_image_with_info(tmp_path / "out" / "cat_ISO1600_synthetic.tif")
+    assert img.shape == (64, 64, 3) and meta.bit_depth == 16

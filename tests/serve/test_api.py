@@ -244,6 +244,17 @@ def test_cors_is_configurable(serve_app, small_package):
         assert r.headers["access-control-allow-origin"] == "https://example.org"
 
 
+def test_a_broken_extra_model_answers_500_and_the_server_stays_up(serve_app, small_package, tmp_path, astronaut_png):
+    junk = tmp_path / "broken.safetensors"
+    junk.write_bytes(b"not a model")
+    app = create_app(ServeConfig(models=[str(small_package), str(junk)], device="cpu", settings=RestoreSettings(backend="eager")))
+    with serve_app(app) as url:
+        r = httpx.post(f"{url}/v1/restore?model=broken", files={"image": ("a.png", astronaut_png)}, timeout=60)
+        body = _err(r, 500, "model_unavailable")
+        assert "broken.safetensors" in body["error"]
+        assert httpx.post(f"{url}/v1/restore", files={"image": ("a.png", astronaut_png)}, timeout=60).status_code == 200
+
+
 def test_choose_format_rules():
     assert choose_format(None, None, "png") == "png"
     assert choose_format("TIF", "image/png", "png") == "tiff"

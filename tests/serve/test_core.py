@@ -17,6 +17,7 @@ from restorekit.serve.core import (
     decode_base64_image,
     decode_upload,
     discover_models,
+    probe_upload,
     load_for_inference,
     normalize_format,
     parse_overlap,
@@ -93,6 +94,22 @@ def test_decode_upload_limits_and_errors(astronaut_png):
             decode_upload(bad, name="a.png")
     with pytest.raises(ConfigError, match="max_pixels"):
         Limits(max_pixels=0)
+
+
+def test_probe_reads_only_the_header(astronaut_png, coffee_jpeg):
+    assert probe_upload(astronaut_png) == (128, 128, "PNG")
+    assert probe_upload(coffee_jpeg, name="c.jpg") == (96, 96, "JPEG")
+    # truncated pixel data passes the probe (found when decoding), a broken header does not
+    assert probe_upload(astronaut_png[:200]) == (128, 128, "PNG")
+    with pytest.raises(ImageReadError, match="x.png"):
+        decode_upload(astronaut_png[:200], name="x.png")
+    for bad, exc, msg in [
+        (b"", ImageReadError, "empty"),
+        (b"GIF89a-but-not-really", ImageReadError, "not a recognised image format"),
+        (astronaut_png, UploadTooLargeError, "16,384 exceeds the limit of 100"),
+    ]:
+        with pytest.raises(exc, match=msg):
+            probe_upload(bad, name="p.png", limits=Limits(max_pixels=100))
 
 
 def test_base64_and_seed_json(small_loaded, astronaut_png):

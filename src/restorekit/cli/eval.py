@@ -36,6 +36,10 @@ def register(sub) -> None:  # noqa: ANN001
                    help="all | noise | blur | none | comma list of nlm,bilateral,wiener,richardson_lucy,unsharp "
                         "(default: all with --model or --input, else none)")
     p.add_argument("--metrics", default="psnr,ssim,mae,mse", help="comma list of psnr,ssim,ms_ssim,mae,mse")
+    p.add_argument("--lpips", default=None, metavar="VGG_PTH",
+                   help="add LPIPS: path to the lpips package's weights/v0.1/vgg.pth (nothing is downloaded)")
+    p.add_argument("--vgg-weights", default="imagenet",
+                   help="torchvision VGG16 weights for LPIPS (default: torch hub cache vgg16-397923af.pth)")
     p.add_argument("--tile", default="auto", help="tile size for the model: auto, pixels, or 0 for whole images")
     p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels")
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1, mps")
@@ -90,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
                   comparisons=not args.no_images, limit=args.limit, on_missing=on_missing, progress=sys.stderr.isatty())
     if args.title:
         common["title"] = args.title
+    if args.lpips:
+        common["lpips_weights"] = args.lpips
+        common["vgg_weights"] = args.vgg_weights
     if args.pred:
         if args.model or args.data:
             raise ConfigError("--pred scores existing outputs: do not combine it with --model/--data")

@@ -68,6 +68,7 @@ def streamlit_command(args: argparse.Namespace) -> list[str]:
         "--server.maxUploadSize", str(max(1, int(math.ceil(args.max_upload_mb)))),
         "--server.fileWatcherType", "none",
         "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "viewer",
         "--global.developmentMode", "false",
     ]
 

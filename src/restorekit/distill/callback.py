@@ -12,8 +12,10 @@ callback adds what distillation needs:
   (``kd_features``: saved in and restored from checkpoints), their parameters
   added to the optimiser as a second group following the same LR schedule,
   and the feature term added to the training loss;
-* a record of the samples each epoch trained on (``chunks.json``), which is
-  how chunked epochs can be audited and a resume checked.
+* a per-epoch record (``distill_epochs.json``): the samples the epoch trained
+  on (how chunked epochs are audited and a resume checked), the epoch means of
+  the loss terms (``l1``, ``kd_output``, ``feat_*``...) and how many batches
+  got their teacher output online.
 
 The teacher is never registered as a submodule: it stays out of the student's
 checkpoints and optimiser.
@@ -33,7 +35,7 @@ from restorekit.distill.features import FeaturePair, FeatureTerms
 from restorekit.distill.teacher import teacher_batch
 from restorekit.utils.atomic import atomic_write_json
 
-CHUNKS_FILE = "chunks.json"
+EPOCHS_FILE = "distill_epochs.json"
 
 
 class _LossWithFeatures(nn.Module):
@@ -63,7 +65,7 @@ class DistillCallback(pl.Callback):
         teacher: the frozen teacher (any device; moved to the module's device).
         feature_pairs: layer pairs for feature distillation (empty = off).
         feature_criterion: "l1" or "mse".
-        record_dir: where ``chunks.json`` (sample names per epoch) is written; None = not recorded.
+        record_dir: where ``distill_epochs.json`` is written; None = not recorded.
     """
 
     def __init__(
@@ -81,7 +83,8 @@ class DistillCallback(pl.Callback):
         self.record_dir = Path(record_dir) if record_dir is not None else None
         self.online_batches = 0
         self._epoch_names: list[str] = []
-        self._chunks: dict[str, list[str]] = {}
+        self._epoch_online = 0
+        self._epochs: dict[str, dict[str, Any]] = {}
 
     # ---------------------------------------------------------------- set-up
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -109,15 +112,18 @@ class DistillCallback(pl.Callback):
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.teacher.to(pl_module.device).eval()
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # (after a resume the loop state is restored here, not yet in on_fit_start)
         if self.record_dir is not None:
-            f = self.record_dir / CHUNKS_FILE
+            f = self.record_dir / EPOCHS_FILE
             if f.is_file():
                 try:
-                    self._chunks = json.loads(f.read_text())
+                    self._epochs = json.loads(f.read_text())
                 except (OSError, json.JSONDecodeError):
-                    self._chunks = {}
+                    self._epochs = {}
             # a resume restarts at ``current_epoch``: forget whatever a killed run recorded from there on
-            self._chunks = {k: v for k, v in self._chunks.items() if int(k) < trainer.current_epoch}
+            self._epochs = {k: v for k, v in self._epochs.items() if int(k) < trainer.current_epoch}
 
     # ---------------------------------------------------------------- batches
     def _add_teacher(self, batch: Any, pl_module: pl.LightningModule) -> None:
@@ -126,6 +132,7 @@ class DistillCallback(pl.Callback):
         if "teacher" not in batch:
             batch["teacher"] = teacher_batch(self.teacher, batch)
             self.online_batches += 1
+            self._epoch_online += 1
         elif self.feature_pairs:
             # features need the teacher's activations on this very batch
             teacher_batch(self.teacher, batch)
@@ -143,12 +150,23 @@ class DistillCallback(pl.Callback):
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._epoch_names = []
+        self._epoch_online = 0
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.record_dir is None or not trainer.is_global_zero:
             return
-        self._chunks[str(trainer.current_epoch)] = list(self._epoch_names)
-        atomic_write_json(self.record_dir / CHUNKS_FILE, self._chunks)
+        parts = {
+            k[len("train_"):]: float(v)
+            for k, v in trainer.callback_metrics.items()
+            if k.startswith("train_") and not k.startswith("train_loss") and not k.endswith("_step")
+        }
+        parts = {k[: -len("_epoch")] if k.endswith("_epoch") else k: v for k, v in parts.items()}
+        self._epochs[str(trainer.current_epoch)] = {
+            "samples": list(self._epoch_names),
+            "loss_parts": parts,
+            "online_teacher_batches": self._epoch_online,
+        }
+        atomic_write_json(self.record_dir / EPOCHS_FILE, self._epochs)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         feats = getattr(pl_module, "kd_features", None)

@@ -5,7 +5,7 @@ Output folder::
     <out>/teacher/            the teacher's training run (when ``teacher.train`` is configured)
     <out>/data/               fixed degraded copies of synthetic data (precompute mode only)
     <out>/teacher_cache/      teacher outputs + fingerprint.json (precompute mode)
-    <out>/student/            the student's training run (model.safetensors, checkpoints, chunks.json, ...)
+    <out>/student/            the student's training run (model.safetensors, checkpoints, distill_epochs.json)
     <out>/report.json         the scorecard (input / teacher / student)
     <out>/report.md
 

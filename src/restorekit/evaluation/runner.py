@@ -106,6 +106,25 @@ def _condition_groups(rows_by_method: dict[str, list[dict[str, Any]]], condition
     return out
 
 
+def _lpips_metric(weights: str | Path, vgg_weights: str | Path | None, crop: int) -> Callable[[np.ndarray, np.ndarray], float]:
+    """LPIPS-VGG as ``(pred, target) -> float`` on (H, W, 3) [0, 1] arrays (CPU, no grad)."""
+    import torch
+
+    from restorekit.losses.lpips import build_lpips
+
+    net = build_lpips(weights, vgg_weights).eval()
+
+    def fn(pred: np.ndarray, target: np.ndarray) -> float:
+        def t(a: np.ndarray) -> torch.Tensor:
+            x = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).permute(2, 0, 1)[None]
+            return x[..., crop:-crop, crop:-crop] if crop else x
+
+        with torch.no_grad():
+            return float(net(t(pred), t(target))[0])
+
+    return fn
+
+
 def evaluate_samples(
     samples: Iterable[EvalSample],
     *,
@@ -121,14 +140,24 @@ def evaluate_samples(
     comparisons: bool = True,
     title: str | None = None,
     extra: dict[str, Any] | None = None,
+    lpips_weights: str | Path | None = None,
+    vgg_weights: str | Path | None = "imagenet",
 ) -> dict[str, Any]:
     """Score every sample: the input (when present), the primary method and the baselines.
 
     ``model_fn(sample) -> (H,W,3)`` runs the model (primary "model"); without it the samples' ``pred``
     images are the primary method ("pred"). ``baselines``: see :func:`resolve_baselines` (they need
     the samples' inputs). ``report``: JSON path; CSV, Markdown and comparison images are written beside.
+    ``lpips_weights``: the lpips package's ``v0.1/vgg.pth`` (with torchvision VGG16 weights from
+    ``vgg_weights``) adds an ``lpips`` column, measured on RGB after the protocol's border crop.
     """
     proto = resolve_protocol(protocol, crop_border=crop_border)
+    lpips_fn = _lpips_metric(lpips_weights, vgg_weights, proto.crop_border) if lpips_weights else None
+    if lpips_fn is not None and "lpips" not in metrics:
+        metrics = tuple(metrics) + ("lpips",)
+    if "lpips" in metrics and lpips_fn is None:
+        raise ConfigError("the lpips metric needs lpips_weights (--lpips PATH to the lpips package's v0.1/vgg.pth)")
+    base_metrics = tuple(m for m in metrics if m != "lpips")
     baseline_names = resolve_baselines(baselines)
     primary = primary or ("model" if model_fn is not None else "pred")
     rows: dict[str, list[dict[str, Any]]] = {}
@@ -172,7 +201,10 @@ def evaluate_samples(
                 outputs[b] = BASELINES[b](sample.input)
                 seconds[b] = seconds.get(b, 0.0) + time.perf_counter() - t0
                 kinds[b] = "baseline"
-        values = {m: measure(o, sample.target, proto, metrics=tuple(metrics)) for m, o in outputs.items()}
+        values = {m: measure(o, sample.target, proto, metrics=base_metrics) for m, o in outputs.items()}
+        if lpips_fn is not None:
+            for m, o in outputs.items():
+                values[m]["lpips"] = lpips_fn(o, sample.target)
         for m, v in values.items():
             rows.setdefault(m, []).append(_capped_row(sample.name, v))
             if sample.conditions:
@@ -189,7 +221,7 @@ def evaluate_samples(
         raise DataError("nothing to evaluate: no samples")
     order = ["input", primary] + [b for b in baseline_names if b in rows]
     order = [m for m in order if m in rows]
-    methods = {m: {"kind": kinds[m], "per_image": rows[m], "mean": _mean(rows[m], metrics)} for m in order}
+    methods = {m: {"kind": kinds[m], "protocol": proto.name, "per_image": rows[m], "mean": _mean(rows[m], metrics)} for m in order}
     notes = []
     n_capped = sum(1 for m in rows.values() for r in m if r.get("psnr_capped"))
     if n_capped:

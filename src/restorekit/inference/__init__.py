@@ -5,7 +5,7 @@
 ``make_runtime`` for eager / compiled / ONNX Runtime / TorchScript execution.
 """
 
-from restorekit.inference.core import plan_tile, restore_image, restore_tensor
+from restorekit.inference.core import plan_tile, resolve_plan, restore_image, restore_tensor
 from restorekit.inference.ensemble import ensemble_forward
 from restorekit.inference.memory import auto_tile_size, memory_budget
 from restorekit.inference.runtime import (
@@ -33,6 +33,7 @@ __all__ = [
     "model_info",
     "plan_tile",
     "resolve_overlap",
+    "resolve_plan",
     "restore_image",
     "restore_tensor",
     "tile_starts",

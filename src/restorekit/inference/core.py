@@ -23,7 +23,7 @@ import torch.nn as nn
 
 from restorekit.errors import ConfigError
 from restorekit.inference.ensemble import ensemble_forward
-from restorekit.inference.memory import auto_tile_size
+from restorekit.inference.memory import auto_tile_size, fit_batch
 from restorekit.inference.runtime import Runtime, TorchRuntime, make_runtime, model_info
 from restorekit.inference.tiling import axis_plan, fit_tile, resolve_overlap
 
@@ -212,6 +212,35 @@ def plan_tile(
     return t, resolve_overlap(overlap, t)
 
 
+def resolve_plan(
+    model: Any,
+    h: int,
+    w: int,
+    tile: int | str,
+    overlap: int | float,
+    batch: int,
+    device: torch.device,
+    *,
+    multiple: int | None = None,
+    memory_budget: int | None = None,
+) -> tuple[int, int, int]:
+    """``(tile, overlap, batch)`` that :func:`restore_image` will use for an ``h x w`` image.
+
+    On CPU batching gains little, so ``"auto"`` sizes the tile for one tile at a
+    time (fewer, larger tiles waste less on overlap) and then keeps as much of the
+    requested batch as still fits the memory budget. Elsewhere the tile is sized
+    for the whole batch.
+    """
+    if multiple is None:
+        multiple = model.info.size_multiple if isinstance(model, Runtime) else model_info(model).size_multiple
+    auto_cpu = tile == "auto" and device.type == "cpu"
+    t, ov = plan_tile(h, w, tile, overlap, multiple=multiple, model=model, device=device,
+                      batch=1 if auto_cpu else int(batch), memory_budget=memory_budget)
+    if auto_cpu:
+        batch = fit_batch(model, device, min(t, h), min(t, w), int(batch), memory_budget)
+    return t, ov, int(batch)
+
+
 def restore_tensor(
     model: nn.Module | Runtime | str,
     x: torch.Tensor,
@@ -278,7 +307,7 @@ def _restore_chw(
         model = make_runtime(model, device, backend)
         info, dev = model.info, model.device
     mult = info.size_multiple
-    t, ov = plan_tile(h, w, tile, overlap, multiple=mult, model=model, device=dev, batch=int(batch), memory_budget=memory_budget)
+    t, ov, batch = resolve_plan(model, h, w, tile, overlap, batch, dev, multiple=mult, memory_budget=memory_budget)
     out = torch.empty((h, w, 3), dtype=torch.float32)
     runtime_cache: dict[tuple[int, int], Runtime] = {}
 

@@ -56,7 +56,13 @@ def memory_budget(device: torch.device) -> int:
 
 
 def bytes_per_pixel(model: Any, probe: int = 64) -> float:
-    """Estimated peak activation bytes per input pixel of ``model`` (fp32, batch 1)."""
+    """Estimated peak activation bytes per input pixel of ``model`` (fp32, batch 1).
+
+    ``model`` may be a Runtime: its source module is probed when it has one.
+    """
+    src = getattr(model, "source_module", None)
+    if src is not None:
+        model = src
     if not isinstance(model, nn.Module):
         return float(DEFAULT_BYTES_PER_PIXEL)
     key = json.dumps([getattr(model, "restorekit_arch", type(model).__name__), getattr(model, "restorekit_args", {})],
@@ -98,3 +104,10 @@ def auto_tile_size(model: Any, device: torch.device, *, batch: int = 1, multiple
     tile = int(min(hi, max(MIN_AUTO_TILE, side)) // step * step)
     log.debug("auto tile: budget %.0f MiB, %.0f bytes/pixel, batch %d -> tile %d", budget / 2**20, bpp, batch, tile)
     return tile
+
+
+def fit_batch(model: Any, device: torch.device, tile_h: int, tile_w: int, batch: int, budget: int | None = None) -> int:
+    """The largest batch ``<= batch`` whose tiles fit the memory budget (at least 1)."""
+    budget = int(budget) if budget else memory_budget(device)
+    per_tile = bytes_per_pixel(model) * tile_h * tile_w
+    return max(1, min(int(batch), int(budget // max(per_tile, 1.0))))

@@ -135,6 +135,8 @@ class Runtime:
     def __init__(self, info: ModelInfo, device: torch.device) -> None:
         self.info = info
         self.device = device
+        #: the nn.Module this runtime was built from, when there is one (used to estimate tile memory)
+        self.source_module: nn.Module | None = None
 
     # -- to be implemented by subclasses: model-range tensor in, model-range tensor out (CPU) --
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -184,6 +186,7 @@ class TorchRuntime(Runtime):
         if self.channels_last:
             m = m.to(memory_format=torch.channels_last)
         self.model = m
+        self.source_module = model
         self.compiled = False
         if compile:
             self.model = torch.compile(m, dynamic=False)
@@ -256,15 +259,18 @@ class TorchScriptRuntime(Runtime):
         self.module = module.eval()
         self.channels_last = device.type == "cpu" if channels_last is None else bool(channels_last)
 
+    # The profiling executor re-specialises the graph for every new input shape (slow with
+    # tiles of several sizes); plain execution of the traced graph is as fast and predictable.
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.jit.optimized_execution(False):
             x = x.to(self.device)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             return self.module(x).float().to("cpu").contiguous()
 
     def run_raw(self, *inputs: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
+        """Run the traced module on its own inputs (e.g. rggb, cond, residual for nafnet_cond), no conversion."""
+        with torch.inference_mode(), torch.jit.optimized_execution(False):
             return self.module(*[t.to(self.device) for t in inputs]).float().cpu()
 
 
@@ -303,6 +309,7 @@ def onnx_runtime_for(model: nn.Module, device: torch.device, verify: bool = True
     try:
         data = onnx_bytes(model, info)
         rt = OnnxRuntime(data, device, info=info)
+        rt.source_module = model
         if verify and info.inputs == ["input"]:
             m = info.size_multiple
             x = torch.rand(1, 3, 3 * m if 3 * m >= 32 else 48, 5 * m if 5 * m >= 32 else 80, generator=torch.Generator().manual_seed(0))

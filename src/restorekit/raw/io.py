@@ -151,8 +151,9 @@ def _from_rawpy(raw: Any, p: Path) -> RawImage:
     white = float(raw.white_level)
     wb = _as_shot_wb(raw, desc)
     cam = _cam_to_srgb(raw)
-    iso, exposure = _iso_exposure(raw, p)
-    make, model = _make_model(p)
+    tags = read_tiff_tags(p)
+    iso, exposure = _iso_exposure(raw, tags)
+    make, model = str(tags.get("make", "")), str(tags.get("model", ""))
     return RawImage(
         raw=data, black_level=black, white_level=white, pattern=pattern, offset=(oy, ox), wb=wb,
         cam_to_srgb=cam, iso=iso, exposure_time=exposure, path=str(p), make=make, model=model,
@@ -183,25 +184,18 @@ def _cam_to_srgb(raw: Any) -> np.ndarray:
     return (m / sums).astype(np.float32)
 
 
-def _iso_exposure(raw: Any, p: Path) -> tuple[float | None, float | None]:
+def _iso_exposure(raw: Any, tags: dict[str, Any]) -> tuple[float | None, float | None]:
     iso: float | None = None
     exposure: float | None = None
     other = getattr(raw, "other", None)
     if other is not None:
         iso = float(other.iso_speed) if getattr(other, "iso_speed", 0) else None
         exposure = float(other.shutter_speed) if getattr(other, "shutter_speed", 0) else None
-    if iso is None or exposure is None:
-        tags = read_tiff_tags(p)
-        if iso is None and tags.get("iso"):
-            iso = float(tags["iso"])
-        if exposure is None and tags.get("exposure_time"):
-            exposure = float(tags["exposure_time"])
+    if iso is None and tags.get("iso"):
+        iso = float(tags["iso"])
+    if exposure is None and tags.get("exposure_time"):
+        exposure = float(tags["exposure_time"])
     return iso, exposure
-
-
-def _make_model(p: Path) -> tuple[str, str]:
-    tags = read_tiff_tags(p)
-    return str(tags.get("make", "")), str(tags.get("model", ""))
 
 
 # ------------------------------------------------------------------------------ TIFF tag reading
@@ -324,12 +318,11 @@ def _exposure_rational(t: float) -> list[int]:
     return [1, max(1, int(round(1 / t)))] if abs(1 / t - round(1 / t)) < 1e-3 else [int(round(t * 1e6)), 1000000]
 
 
-def _ifd_tag_class() -> type:
+def _IfdTag(tag: Any, value: list[Any]) -> Any:  # noqa: N802 - mirrors pidng's dngTag constructor
+    """A pidng ``dngTag`` whose value is a sub-IFD (pidng 4.0.9 mixes str and bytes for IFD-typed tags)."""
     from pidng.dng import Type, dngTag
 
     class IfdTag(dngTag):  # type: ignore[misc, valid-type]
-        """pidng's dngTag with a working IFD (sub-directory) value: pidng 4.0.9 mixes str and bytes there."""
-
         def setValue(self, value):  # noqa: N802, ANN001, ANN201 - pidng's API
             if self.DataType == Type.IFD:
                 self.Value = b"\x00\x00\x00\x00"
@@ -337,15 +330,7 @@ def _ifd_tag_class() -> type:
             else:
                 super().setValue(value)
 
-    return IfdTag
-
-
-class _LazyIfdTag:
-    def __call__(self, *args: Any) -> Any:
-        return _ifd_tag_class()(*args)
-
-
-_IfdTag = _LazyIfdTag()
+    return IfdTag(tag, value)
 
 
 def _colour_tags(t: Any, wb: Sequence[float], cam_to_srgb: np.ndarray | None) -> None:

@@ -50,7 +50,7 @@ from restorekit.serve.core import (
     RestoreSettings,
     UploadTooLargeError,
     decode_base64_image,
-    decode_upload,
+    probe_upload,
     format_for_mime,
     normalize_format,
     parse_overlap,
@@ -132,6 +132,10 @@ def peak_rss_mb() -> float:
 
 
 # --------------------------------------------------------------------------- body size cap
+
+
+class _ModelUnavailable(Exception):
+    """The requested model could not be loaded (a server-side problem: 500)."""
 
 
 class BodyTooLarge(Exception):
@@ -517,8 +521,8 @@ def create_app(config: ServeConfig | None = None, *, store: ModelStore | None = 
         model_name = params.get("model") or models.default_name
         if model_name not in models.names():
             raise ApiError(404, "unknown_model", f"unknown model '{model_name}'; available: {', '.join(models.names())}")
-        try:
-            decoded = await asyncio.to_thread(decode_upload, data, name=name, limits=cfg.limits)
+        try:  # header only: bad and oversized files are refused before they queue
+            await asyncio.to_thread(probe_upload, data, name=name, limits=cfg.limits)
         except UploadTooLargeError as exc:
             raise ApiError(413, f"too_many_{exc.limit}", str(exc)) from exc
         except ImageReadError as exc:
@@ -538,9 +542,12 @@ def create_app(config: ServeConfig | None = None, *, store: ModelStore | None = 
                 released = True
                 gate.release()
 
-        def work() -> RestoreResult:
-            loaded = models.get(model_name)
-            return restore_bytes(loaded, data, name=name, settings=settings, out_format=fmt, quality=quality, decoded=decoded)
+        def work() -> RestoreResult:  # decoding happens here, inside the slot, so memory is bounded by the slots
+            try:
+                loaded = models.get(model_name)
+            except RestoreKitError as exc:
+                raise _ModelUnavailable(str(exc)) from exc
+            return restore_bytes(loaded, data, name=name, settings=settings, out_format=fmt, quality=quality, limits=cfg.limits)
 
         loop = asyncio.get_running_loop()
         fut = loop.run_in_executor(state["executor"], work)
@@ -549,6 +556,15 @@ def create_app(config: ServeConfig | None = None, *, store: ModelStore | None = 
         except (asyncio.TimeoutError, TimeoutError) as exc:
             fut.add_done_callback(release)  # keep the slot until the thread is really done
             raise ApiError(504, "timeout", f"restoration took longer than {cfg.request_timeout_s:g} s") from exc
+        except _ModelUnavailable as exc:
+            release()
+            raise ApiError(500, "model_unavailable", str(exc)) from exc
+        except UploadTooLargeError as exc:
+            release()
+            raise ApiError(413, f"too_many_{exc.limit}", str(exc)) from exc
+        except ImageReadError as exc:
+            release()
+            raise ApiError(400, "bad_image", str(exc)) from exc
         except RestoreKitError as exc:
             release()
             raise ApiError(400, type(exc).__name__, str(exc)) from exc

@@ -206,14 +206,19 @@ def load_selected_model(path: str | None, device: str) -> LoadedModel | None:
         return None
 
 
-def decode_all(files: list[Any], limits: Limits) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """Decode uploads (cached in the session by content hash). Returns (key -> entry, error messages)."""
-    cache: dict[str, dict[str, Any]] = st.session_state.setdefault("decoded", {})
+def decode_all(files: list[Any], limits: Limits, cache_name: str = "decoded") -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Decode uploads (cached in the session by content hash, pruned to the current files).
+
+    Returns (key -> entry with the ``(H, W, 3)`` float32 image, error messages naming the files).
+    """
+    cache: dict[str, dict[str, Any]] = st.session_state.setdefault(cache_name, {})
     good: dict[str, dict[str, Any]] = {}
     errors: list[str] = []
+    current: set[str] = set()
     for f in files or []:
         data = f.getvalue()
         key = upload_key(data) + f"-{limits.max_upload_bytes}-{limits.max_pixels}"
+        current.add(key)
         if key not in cache:
             try:
                 img, info = decode_upload(data, name=f.name, limits=limits)
@@ -227,6 +232,8 @@ def decode_all(files: list[Any], limits: Limits) -> tuple[dict[str, dict[str, An
             errors.append(entry["error"])
         else:
             good[key] = entry
+    for stale in set(cache) - current:  # removed uploads free their memory
+        del cache[stale]
     return good, errors
 
 
@@ -339,7 +346,7 @@ def main() -> None:
         max_upload_size=widget_mb,
     )
     decoded, errors = decode_all(files or [], cfg.limits)
-    refs, ref_errors = decode_all(ref_files or [], cfg.limits)
+    refs, ref_errors = decode_all(ref_files or [], cfg.limits, "decoded_refs")
     for msg in errors + [f"Reference {m}" for m in ref_errors]:
         st.error(msg)
     if not files:
@@ -352,6 +359,8 @@ def main() -> None:
         return
     st.caption(f"Model {loaded.name}: {loaded.arch}, {loaded.params:,} parameters, on {loaded.device}")
     results: dict = st.session_state.setdefault("results", {})
+    for stale in [k for k in results if k[0] not in decoded]:  # results of removed uploads
+        del results[stale]
     tag = f"{loaded.source}|{loaded.device}|{settings}"
     pending = [k for k in decoded if (k, tag) not in results]
     if st.button("Restore", type="primary", disabled=not pending, key="restore"):

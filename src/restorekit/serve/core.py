@@ -199,6 +199,42 @@ def decode_upload(data: bytes, *, name: str = "upload", limits: Limits | None = 
         raise
 
 
+def probe_upload(data: bytes, *, name: str = "upload", limits: Limits | None = None) -> tuple[int, int, str]:
+    """Cheap check of an upload from its header only: ``(width, height, format)``.
+
+    Raises what :func:`decode_upload` would for an empty, unidentifiable or
+    oversized file, without decoding pixels (a service checks requests with it
+    before they queue; truncated pixel data is only found by decoding).
+    """
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    lim = limits or Limits()
+    if len(data) > lim.max_upload_bytes:
+        raise UploadTooLargeError(
+            name,
+            f"upload is {len(data):,} bytes, over the limit of {lim.max_upload_bytes:,} bytes ({_mb(lim.max_upload_bytes)})",
+            "bytes",
+        )
+    if not data:
+        raise ImageReadError(name, "file is empty (0 bytes)")
+    try:
+        im = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise UploadTooLargeError(name, f"too many pixels ({exc})", "pixels") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageReadError(name, "not a recognised image format (PNG, JPEG, TIFF, WebP, BMP)") from exc
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many types on corrupt headers
+        raise ImageReadError(name, f"corrupt image header ({exc})") from exc
+    w, h = im.size
+    if w <= 0 or h <= 0:
+        raise ImageReadError(name, f"image has no pixels ({w}x{h})")
+    if w * h > lim.max_pixels:
+        raise UploadTooLargeError(name, f"too many pixels: {w}x{h} = {w * h:,} exceeds the limit of {lim.max_pixels:,}", "pixels")
+    return w, h, (im.format or "UNKNOWN").upper()
+
+
 def _mb(n: int) -> str:
     return f"{n / (1024 * 1024):.3g} MB"
 

@@ -72,7 +72,9 @@ def remove_stale_temp_files(folder: Path) -> list[Path]:
 class LatestCheckpoint(ModelCheckpoint):
     """Save ``<dir>/latest.ckpt`` at every training epoch end (the resume point), then run ``after_save`` hooks."""
 
-    def __init__(self, dirpath: str | Path, after_save: list[Callable[[pl.Trainer], None]] | None = None) -> None:
+    def __init__(
+        self, dirpath: str | Path, after_save: list[Callable[[pl.Trainer], None]] | None = None, enabled: bool = True
+    ) -> None:
         super().__init__(
             dirpath=str(dirpath),
             filename=LATEST_NAME,
@@ -85,13 +87,14 @@ class LatestCheckpoint(ModelCheckpoint):
             auto_insert_metric_name=False,
         )
         self.after_save = list(after_save or [])
+        self.enabled = enabled
 
     @property
     def state_key(self) -> str:
         return "LatestCheckpoint"
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self._should_skip_saving_checkpoint(trainer):
+        if self.enabled and not (trainer.fast_dev_run or trainer.sanity_checking):
             # save unconditionally (monitor=None): the resume point must never be stale
             filepath = self.format_checkpoint_name({}, ver=None)
             self._save_checkpoint(trainer, filepath)

@@ -102,6 +102,8 @@ class CheckpointSection(StrictModel):
 
     every_n_epochs: int = Field(10, ge=0)
     save_best: bool = True
+    #: latest.ckpt, the resume point (switch off only for throw-away runs such as the time-boxed demo)
+    save_latest: bool = True
 
 
 class TrainSection(StrictModel):

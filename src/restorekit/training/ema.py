@@ -15,10 +15,9 @@ import torch.nn as nn
 
 
 def make_ema_copy(model: nn.Module) -> nn.Module:
-    """A frozen deep copy of ``model`` (same attributes such as ``restorekit_arch``) in eval mode."""
+    """A frozen deep copy of ``model`` (same attributes such as ``restorekit_arch``); callers pick train/eval mode."""
     ema = copy.deepcopy(model)
     ema.requires_grad_(False)
-    ema.eval()
     return ema
 
 

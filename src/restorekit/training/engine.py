@@ -137,9 +137,11 @@ def train(
     from restorekit.device import lightning_accelerator, resolve_device
     from restorekit.training.callbacks import AtomicCheckpointIO, LatestCheckpoint, RunRecorder, remove_stale_temp_files
     from restorekit.training.datamodule import RestorationDataModule
+    from restorekit.training.logs import quiet_lightning
     from restorekit.training.module import RestorationModule
     from restorekit.training.tracking import Tracker
 
+    quiet_lightning()
     run_dir = Path(run_dir)
     ckpt_dir = run_dir / CHECKPOINT_DIR
     rank0 = _is_rank_zero()
@@ -220,7 +222,7 @@ def train(
             )
         )
     cbs.extend(callbacks or [])
-    cbs.append(LatestCheckpoint(ckpt_dir, after_save=[recorder.flush]))
+    cbs.append(LatestCheckpoint(ckpt_dir, after_save=[recorder.flush], enabled=cfg.train.checkpoint.save_latest))
 
     devices: Any = cfg.trainer.devices
     if device.type == "cuda" and device.index is not None and devices in (1, "auto"):

@@ -17,5 +17,8 @@ def quiet_lightning() -> None:
         r".*Checkpoint directory .* exists and is not empty.*",
         r".*litlogger.*",
         r".*The number of training batches .* is smaller than the logging interval.*",
+        r".*the hooks will not be called on every batch.*",
+        r".*`training_step` returned `None`.*",
+        r".*GPU available.*",
     ):
         warnings.filterwarnings("ignore", message=pattern)

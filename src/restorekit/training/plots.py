@@ -56,7 +56,7 @@ def comparison_strip(inp: np.ndarray, out: np.ndarray, tgt: np.ndarray, gap: int
     h = max(a.shape[0] for a in (inp, out, tgt))
     parts = []
     for i, a in enumerate((inp, out, tgt)):
-        a = np.clip(a, 0.0, 1.0)
+        a = np.clip(np.nan_to_num(a, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
         if a.shape[0] < h:
             a = np.pad(a, ((0, h - a.shape[0]), (0, 0), (0, 0)), constant_values=1.0)
         parts.append(a)

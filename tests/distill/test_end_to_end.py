@@ -1,0 +1,109 @@
+"""End to end through `restorekit distill`: the demo config (small variant) and chunked epochs across a resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from restorekit.cli.main import main
+from restorekit.distill.cache import FINGERPRINT_FILE, read_fingerprint
+from restorekit.models import create_model
+from restorekit.models.package import save_package
+
+DEMO = Path(__file__).resolve().parents[2] / "configs" / "distill-demo.yaml"
+
+SMALL = [
+    "data.names=[chelsea, coins, text, page]",
+    "data.val_names=[page]",
+    "data.patch_size=32",
+    "data.batch_size=4",
+    "data.repeat=1",
+    "data.val_patch=64",
+    "teacher.train.model.args.width=8",
+    "teacher.train.train.epochs=1",
+    "model.args={base_filters: 4, depth: 2}",
+    "train.epochs=1",
+    "score.latency_size=64",
+    "score.latency_repeats=1",
+]
+
+
+@pytest.mark.slow
+def test_demo_config_small_end_to_end(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    args = ["distill", str(DEMO), "--out", str(out), *sum((["--set", s] for s in SMALL), [])]
+    assert main(args) == 0
+    rep = json.loads((out / "report.json").read_text())
+    for key in ("input", "teacher", "student"):
+        assert set(rep[key]) >= {"psnr", "ssim", "params", "gmacs_256", "ms_per_megapixel"}
+    assert rep["teacher"]["name"] == "nafnet" and rep["student"]["name"] == "student_unet"
+    assert rep["student"]["params"] < rep["teacher"]["params"]
+    assert rep["student_vs_teacher"]["psnr_gap"] == pytest.approx(rep["student"]["psnr"] - rep["teacher"]["psnr"])
+    assert rep["student_vs_input"]["psnr_gain"] == pytest.approx(rep["student"]["psnr"] - rep["input"]["psnr"])
+    assert rep["n_images"] == 1 and rep["teacher_outputs"]["mode"] == "precompute"
+    # the input row is the engine's own measurement of the degraded validation input
+    final = json.loads((out / "student" / "final_metrics.json").read_text())
+    assert rep["input"]["psnr"] == pytest.approx(final["input"]["psnr"], abs=1e-3)
+    md = (out / "report.md").read_text()
+    assert ("**WARNING" in md) == (not rep["student_beats_input"])
+    # cache: one 16-bit PNG per training photo, fingerprint complete; KD term active during training
+    fp = read_fingerprint(out / "teacher_cache")
+    assert fp["complete"] and fp["count"] == 3
+    assert sorted(p.name for p in (out / "teacher_cache").iterdir()) == ["chelsea.png", "coins.png", FINGERPRINT_FILE, "text.png"]
+    epochs = json.loads((out / "student" / "distill_epochs.json").read_text())
+    assert epochs["0"]["loss_parts"]["kd_output"] > 0 and epochs["0"]["online_teacher_batches"] == 0
+    # rerun with --resume auto: teacher reused, nothing recomputed
+    mtimes = {p.name: p.stat().st_mtime_ns for p in (out / "teacher_cache").iterdir()}
+    capsys.readouterr()
+    assert main(args + ["--resume", "auto"]) == 0
+    err = capsys.readouterr().err
+    assert "reusing the trained teacher" in err and "0 computed, 3 reused" in err
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "teacher_cache").iterdir() if p.name != FINGERPRINT_FILE} == {
+        k: v for k, v in mtimes.items() if k != FINGERPRINT_FILE}
+    # a different degradation recipe invalidates the cache
+    assert main(args + ["--set", "data.degrade=gopro-like", "--precompute-only"]) == 0
+    err = capsys.readouterr().err
+    assert "invalidated: data, degrade changed" in err and "3 computed, 0 reused" in err
+
+
+def _teacher_package(path: Path) -> Path:
+    torch.manual_seed(0)
+    net = create_model("nafnet", width=8, enc_blk_nums=[1, 1], middle_blk_num=1, dec_blk_nums=[1, 1])
+    return save_package(net, path)
+
+
+@pytest.mark.slow
+def test_chunked_epochs_order_survives_resume_online_teacher(tmp_path: Path) -> None:
+    teacher = _teacher_package(tmp_path / "teacher.safetensors")
+    cfg = tmp_path / "distill.yaml"
+    cfg.write_text(
+        "seed: 3\n"
+        "data: {kind: skimage, names: [chelsea, coins, text, page, camera], val_names: [camera], degrade: demo-deblur,\n"
+        "       patch_size: 32, batch_size: 3, val_patch: 32}\n"
+        "model: {name: student_unet, args: {base_filters: 4, depth: 2}}\n"
+        f"teacher: {{path: {teacher}, mode: online}}\n"
+        "distill: {lambda_perc: 0.0, epoch_samples: 3}\n"
+        "train: {epochs: 3, early_stopping: {enabled: false}, checkpoint: {every_n_epochs: 0}, n_samples: 0}\n"
+        "score: {enabled: false}\n"
+        "tracking: {enabled: false}\n"
+        "trainer: {progress_bar: false}\n"
+    )
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert main(["distill", str(cfg), "--out", str(straight), "--quiet"]) == 0
+    assert main(["distill", str(cfg), "--out", str(resumed), "--quiet", "--set", "train.epochs=2"]) == 0
+    assert main(["distill", str(cfg), "--out", str(resumed), "--quiet", "--resume", "auto"]) == 0
+    a = json.loads((straight / "student" / "distill_epochs.json").read_text())
+    b = json.loads((resumed / "student" / "distill_epochs.json").read_text())
+    order_a = [a[str(e)]["samples"] for e in range(3)]
+    assert order_a == [b[str(e)]["samples"] for e in range(3)]
+    assert all(len(s) == 3 for s in order_a)
+    # 4 training photos, 3 per epoch: the first pass (epoch 0 + 1 sample of epoch 1) sees all four
+    flat = sum(order_a, [])
+    assert sorted(flat[:4]) == ["chelsea", "coins", "page", "text"]
+    # online teacher: every training batch got its teacher output from the teacher, KD term logged
+    assert all(a[str(e)]["online_teacher_batches"] == 1 and a[str(e)]["loss_parts"]["kd_output"] >= 0 for e in range(3))
+    hist = json.loads((resumed / "student" / "training_history.json").read_text())
+    assert [h["epoch"] for h in hist] == [0, 1, 2]
