@@ -140,7 +140,7 @@ def timed_restore(runtime, img: np.ndarray, *, tile, overlap, batch, limit_s: fl
 
 
 _MEM_SCRIPT = r"""
-import json, resource, sys, time
+import json, sys, time
 import numpy as np, torch
 import restorekit
 from restorekit.inference import restore_image, make_runtime
@@ -164,7 +164,9 @@ try:
 except Stop:
     finite = None
 dt = time.perf_counter() - t0
-print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "seconds": dt,
+# VmHWM: this process's own peak RSS (ru_maxrss would include the parent's peak: it survives exec)
+hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
+print(json.dumps({"peak_rss_mb": hwm, "seconds": dt,
                   "tiles_done": state["done"], "tiles": state["total"], "runtime": rt.describe(), "finite": finite}))
 """
 

@@ -79,3 +79,41 @@ def test_values_are_float_rgb_in_unit_range(clean_dir: Path, photo) -> None:  # 
     ref = torch.from_numpy(photo("astronaut", 140)).permute(2, 0, 1)
     assert (s["target"] - ref).abs().max().item() <= 0.5 / 255 + 1e-6  # PNG round trip of the photo, RGB order
     assert torch.equal(s["input"], s["target"]) and s["params"] == {}
+
+
+def test_partial_png_decoding_gives_identical_samples(gopro_root: Path, monkeypatch) -> None:  # noqa: ANN001
+    import restorekit.data.dataset as dsmod
+
+    cfg = parse_data_config({"kind": "gopro", "root": str(gopro_root), "patch_size": 40, "val_fraction": 0.0})
+    fast, _ = build_datasets(cfg, seed=9)
+    got = [fast[i] for i in range(len(fast))]
+    monkeypatch.setattr(dsmod, "png_partial_ok", lambda data: False)  # force full decoding
+    slow, _ = build_datasets(cfg, seed=9)
+    for i, s in enumerate(got):
+        r = slow[i]
+        assert torch.equal(s["input"], r["input"]) and torch.equal(s["target"], r["target"])
+
+
+def test_decode_png_rows_modes(photo, tmp_path: Path) -> None:  # noqa: ANN001
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from restorekit.data.storage import decode_png_rows, decode_uint
+
+    rgb = (photo("coffee", 64) * 255).astype(np.uint8)
+    for mode in ("RGB", "RGBA", "L", "P", "LA"):
+        im = Image.fromarray(rgb).convert(mode)
+        buf = io.BytesIO()
+        im.save(buf, format="PNG")
+        data = buf.getvalue()
+        full = decode_uint(data, mode)
+        part = decode_png_rows(data, 21)
+        assert part is not None and part.shape == (21, 64, 3), mode
+        np.testing.assert_array_equal(part, full[:21])
+    import cv2
+
+    ok, b16 = cv2.imencode(".png", (photo("coffee", 32) * 65535).astype(np.uint16))
+    assert decode_png_rows(b16.tobytes(), 10) is None  # 16-bit: decoded fully elsewhere
+    assert decode_uint(b16.tobytes(), "x", rows=10).dtype == np.uint16

@@ -197,3 +197,19 @@ def test_raw_kind_dispatches_to_the_raw_pipeline(monkeypatch, tmp_path: Path) ->
     cfg = parse_data_config({"kind": "raw", "root": str(tmp_path)})
     assert build_datasets(cfg, seed=5, run_dir=tmp_path) == ("train", "val")
     assert seen["seed"] == 5 and seen["cfg"] is cfg
+
+
+def test_exif_rotated_jpeg_pairs_with_upright_target(tmp_path: Path, photo, save_image) -> None:  # noqa: ANN001
+    from PIL import Image
+
+    upright = photo("rocket", None)[:120, :200]  # (120, 200): landscape
+    save_image(tmp_path / "t" / "r.png", upright)
+    stored = np.rot90(upright, 1)  # stored as portrait; EXIF orientation 6 rotates it back (90 deg clockwise)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    (tmp_path / "i").mkdir()
+    Image.fromarray((stored * 255 + 0.5).astype(np.uint8)).save(tmp_path / "i" / "r.jpg", quality=98, exif=exif.tobytes())
+    train, _ = build({"kind": "paired", "input_dir": str(tmp_path / "i"), "target_dir": str(tmp_path / "t"), "patch_size": None, "augment": False, "val_fraction": 0})
+    s = train[0]
+    assert s["input"].shape == s["target"].shape == (3, 120, 200)
+    assert (s["input"] - s["target"]).abs().mean().item() < 0.02

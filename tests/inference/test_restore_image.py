@@ -89,6 +89,8 @@ def test_input_types_agree(photo, tm):
     ]
     for o in outs:
         assert np.abs(o - ref).max() < 1e-6
+    flipped = restore_image(m, u8[:, ::-1], tile=0, backend="eager")  # negative-stride view
+    assert np.abs(flipped - restore_image(m, np.ascontiguousarray(u8[:, ::-1]), tile=0, backend="eager")).max() == 0
 
 
 def test_value_range_handled(photo):
@@ -231,3 +233,27 @@ def test_tlc_decision_logged(tm, caplog):
     with caplog.at_level(logging.INFO, logger="restorekit.inference"):
         restore_image(m, np.zeros((64, 64, 3), np.float32), tile=0, backend="eager")
     assert "TLC not needed" in caplog.text
+
+
+def test_tlc_applied_to_a_copy_for_large_tiles(tm, monkeypatch, caplog):
+    """Tiles > 1.5x the training size: enable_tlc(copy, train_size=...) is called once and cached; caller untouched."""
+    import sys
+    import types
+
+    calls = []
+
+    def fake_enable_tlc(model, train_size):
+        calls.append((id(model), tuple(train_size)))
+        model.tlc_enabled = True
+        return model
+
+    monkeypatch.setitem(sys.modules, "restorekit.models.tlc", types.SimpleNamespace(enable_tlc=fake_enable_tlc))
+    m = tm.tiny_nafnet()
+    m.restorekit_train_size = [16, 16]
+    img = np.zeros((64, 48, 3), np.float32)
+    with caplog.at_level(logging.INFO, logger="restorekit.inference"):
+        restore_image(m, img, tile=0, backend="eager")
+        restore_image(m, img, tile=0, backend="eager")
+    assert len(calls) == 1 and calls[0][0] != id(m) and calls[0][1] == (16, 16)
+    assert not hasattr(m, "tlc_enabled")
+    assert "TLC applied to nafnet for 64x48 tiles (training size 16x16)" in caplog.text

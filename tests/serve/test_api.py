@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import io
 import re
 import threading
 import time
@@ -13,8 +12,8 @@ import numpy as np
 import pytest
 
 from restorekit.io import decode_image, encode_image
-from restorekit.serve.api import ServeConfig, choose_format, create_app, ApiError
-from restorekit.serve.core import Limits, ModelStore, RestoreSettings, load_for_inference, restore_array
+from restorekit.serve.api import ApiError, ServeConfig, choose_format, create_app
+from restorekit.serve.core import ModelStore, RestoreSettings, restore_array
 
 
 def test_multipart_round_trip_matches_the_core(small_service, astronaut_png):
@@ -111,6 +110,8 @@ def test_every_bad_request_gets_a_4xx_json_error(small_service, astronaut_png, p
     assert "1,000,000 bytes" in b["error"]
     _err(post(content=b"{not json", headers={"content-type": "application/json"}), 400, "bad_json")
     _err(post(json=["image"]), 400, "bad_json")
+    _err(post(content=b"[" * 100_000, headers={"content-type": "application/json"}), 400, "bad_json")
+    _err(post(content=b"\xff\xfe{}", headers={"content-type": "application/json"}), 400, "bad_json")
     _err(post(json={"picture": "abc"}), 400, "missing_image")
     _err(post(json={"image": "!!!not base64!!!"}), 400, "bad_base64")
     _err(post(json={"image": base64.b64encode(b"GIF89a junk").decode()}), 400, "bad_image")

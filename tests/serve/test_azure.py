@@ -83,6 +83,7 @@ def test_options_get_and_test_route(service):
         (b"", "Request body is required"),
         (b"{not json", "must be JSON"),
         (b"[1, 2]", "JSON object"),
+        (b"[" * 100_000, "must be JSON"),
         (json.dumps({"picture": "x"}).encode(), "Image data is required"),
         (json.dumps({"image": ""}).encode(), "Image data is required"),
         (json.dumps({"image": "%%%"}).encode(), "Invalid image data"),

@@ -18,7 +18,6 @@ from restorekit.serve.core import (
     decode_upload,
     discover_models,
     probe_upload,
-    load_for_inference,
     normalize_format,
     parse_overlap,
     parse_tile,

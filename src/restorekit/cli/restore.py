@@ -160,7 +160,9 @@ def run(args: argparse.Namespace) -> int:
     from restorekit.io import read_image_with_info, write_image
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    logging.getLogger("restorekit.inference").setLevel(logging.INFO if not args.quiet else logging.WARNING)
+    inf_log = logging.getLogger("restorekit.inference")
+    inf_log.setLevel(logging.INFO if not args.quiet else logging.WARNING)
+    inf_log.addFilter(_OnceFilter())  # TLC / runtime decisions are the same for every image: say them once
     if args.batch < 1:
         raise ConfigError(f"--batch must be >= 1, got {args.batch}")
     out_dir = Path(args.out)
@@ -226,6 +228,20 @@ def run(args: argparse.Namespace) -> int:
     bar.close()
     print(f"restored {done}, skipped {skipped} existing (use --overwrite to redo), failed {failed} -> {out_dir}", file=sys.stderr)
     return 1 if failed else 0
+
+
+class _OnceFilter:
+    """A logging filter that lets each distinct message through once."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def filter(self, record) -> bool:  # noqa: ANN001
+        msg = record.getMessage()
+        if msg in self.seen:
+            return False
+        self.seen.add(msg)
+        return True
 
 
 def _restore_raw(model, src: Path, dest: Path, args: argparse.Namespace) -> None:  # noqa: ANN001

@@ -18,7 +18,8 @@ import torch
 from torch.utils.data import Dataset
 
 from restorekit.data import transforms as T
-from restorekit.data.sources import Item
+from restorekit.data.sources import FileRef, Item
+from restorekit.data.storage import decode_uint, png_partial_ok
 from restorekit.degrade.pipeline import Degrader
 from restorekit.errors import DataError, RestoreKitError
 from restorekit.utils.seed import sample_rng
@@ -137,20 +138,27 @@ class RestoreDataset(Dataset):
         epoch = self.epoch if self.train else 0
         key = "train" if self.train else "val"
         roles = item.refs()
-        arrays = [ref.load(self.max_pixels) for _, ref in roles]
         names = [ref.display() for _, ref in roles]
-        h, w = T.check_aligned(arrays, names)
         patch = self.patch_size
-        if self.train:
-            if patch is not None:
+        # file bytes are read once; in-memory images (skimage) come as arrays
+        blobs = [ref.read_bytes() if isinstance(ref, FileRef) else None for _, ref in roles]
+        arrays = self._load_png_rows(blobs, names, epoch, index, key, patch) if self.train and patch is not None else None
+        if arrays is None:
+            arrays = [
+                decode_uint(b, n, max_pixels=self.max_pixels) if b is not None else ref.load(self.max_pixels)
+                for b, n, (_, ref) in zip(blobs, names, roles)
+            ]
+            h, w = T.check_aligned(arrays, names)
+            if self.train and patch is not None:
                 crop = T.plan_random_crop(h, w, patch, sample_rng(self.seed, key, epoch, index, "crop"), even=self.bayer_safe)
                 arrays = T.crop_arrays(arrays, crop)
+            elif patch is not None:
+                arrays = T.crop_arrays(arrays, T.plan_center_crop(h, w, patch, even=self.bayer_safe))
+        if self.train:
             hf, vf, rot = self.augment
             if hf or vf or rot:
                 aug = T.sample_augment(sample_rng(self.seed, key, epoch, index, "aug"), hflip=hf, vflip=vf, rot90=rot)
                 arrays = T.augment_arrays(arrays, aug)
-        elif patch is not None:
-            arrays = T.crop_arrays(arrays, T.plan_center_crop(h, w, patch, even=self.bayer_safe))
         floats = {role: T.to_float(a) for (role, _), a in zip(roles, arrays)}
         sample: dict[str, Any] = {}
         if self.degrader is not None:
@@ -166,6 +174,29 @@ class RestoreDataset(Dataset):
             sample[role] = T.to_chw_tensor(arr)
         sample["name"] = item.name
         return sample
+
+    def _load_png_rows(
+        self, blobs: list[bytes | None], names: list[str], epoch: int, index: int, key: str, patch: int
+    ) -> list[np.ndarray] | None:
+        """Fast path for 8-bit PNG files: plan the crop from the headers, decode only the rows it needs.
+
+        Returns the cropped arrays, or None when any file is not such a PNG (the
+        caller then decodes fully). The crop is drawn from the same random stream,
+        so both paths give identical samples.
+        """
+        if not all(b is not None and png_partial_ok(b) for b in blobs):
+            return None
+        sizes = {(int.from_bytes(b[20:24], "big"), int.from_bytes(b[16:20], "big")) for b in blobs}
+        if len(sizes) != 1:
+            return None  # the full path reports the mismatch
+        h, w = sizes.pop()
+        crop = T.plan_random_crop(h, w, patch, sample_rng(self.seed, key, epoch, index, "crop"), even=self.bayer_safe)
+        rows = h if (crop.pad_top or crop.pad_bottom) else crop.top + crop.height
+        arrays = [decode_uint(b, n, max_pixels=self.max_pixels, rows=rows) for b, n in zip(blobs, names)]  # type: ignore[arg-type]
+        if any(a.shape[1] != w or a.shape[0] < min(rows, h) for a in arrays):
+            T.check_aligned(arrays, names)
+            return None
+        return T.crop_arrays(arrays, crop)
 
     def __repr__(self) -> str:
         return (
@@ -203,22 +234,14 @@ def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def seed_worker(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: one OpenCV/torch thread per worker (workers are the parallelism)."""
-    try:
-        import cv2
-
-        cv2.setNumThreads(1)
-    except Exception:  # noqa: BLE001
-        pass
-    torch.set_num_threads(1)
-
-
 def make_loader(ds: Dataset, *, batch_size: int, num_workers: int = 0, train: bool = True, seed: int = 0, drop_last: bool | None = None) -> "torch.utils.data.DataLoader":
-    """A DataLoader with restorekit's collate, seeded shuffling and lean workers.
+    """A DataLoader with restorekit's collate, seeded shuffling and persistent workers.
 
     Shuffling uses a generator seeded from ``seed`` (the order is then reproducible);
     the samples themselves are reproducible regardless (``sample_rng``).
+    ``set_epoch`` / ``patch_size`` changes reach the persistent workers (shared memory).
+    Note: never call ``cv2.setNumThreads`` in a forked worker (``worker_init_fn``):
+    it deadlocks on the thread pool inherited from the parent.
     """
     from torch.utils.data import DataLoader
 
@@ -231,7 +254,6 @@ def make_loader(ds: Dataset, *, batch_size: int, num_workers: int = 0, train: bo
         num_workers=num_workers,
         collate_fn=collate,
         drop_last=(train and len(ds) >= batch_size) if drop_last is None else drop_last,
-        worker_init_fn=seed_worker if num_workers > 0 else None,
         persistent_workers=num_workers > 0,
         generator=g,
         pin_memory=False,

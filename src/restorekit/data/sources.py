@@ -37,6 +37,9 @@ class FileRef:
         """(H, W, 3) RGB, uint8/uint16 as stored (float32 for exotic formats)."""
         return decode_uint(self.storage.read_bytes(self.rel), self.display(), max_pixels=max_pixels)
 
+    def read_bytes(self) -> bytes:
+        return self.storage.read_bytes(self.rel)
+
     def size(self) -> tuple[int, int]:
         return self.storage.size_of(self.rel)
 

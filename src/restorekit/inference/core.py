@@ -377,6 +377,8 @@ def _image_to_chw(image: Any) -> torch.Tensor:
         raise ConfigError(f"restore_image expects an (H, W, 3) image, got shape {arr.shape}")
     if arr.shape[2] == 4:
         arr = arr[..., :3]
+    if any(st < 0 for st in arr.strides):  # flipped views: torch cannot view negative strides
+        arr = np.ascontiguousarray(arr)
     t = torch.from_numpy(arr).permute(2, 0, 1)  # a view: no copy of the full image
     if t.shape[0] == 1:
         t = t.expand(3, -1, -1)

@@ -400,6 +400,8 @@ def make_runtime(
     else:
         dev = resolve_device(device)
     chosen = _auto_backend(model, dev) if backend == "auto" else backend
+    if backend == "auto":
+        log.info("backend auto on %s: %s%s", dev, chosen, " (fastest available on CPU)" if dev.type == "cpu" and chosen == "onnxruntime" else "")
     if chosen == "onnxruntime":
         try:
             return onnx_runtime_for(model, dev)

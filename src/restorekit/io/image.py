@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,9 @@ from restorekit.utils.atomic import atomic_path
 #: 178 million pixels, Pillow's own bomb threshold. Override per call or with the
 #: ``RESTOREKIT_MAX_PIXELS`` environment variable.
 DEFAULT_MAX_PIXELS = 178_956_970
+
+# Pillow warns between 1x and 2x its own limit; restorekit applies its own limit from the header.
+warnings.filterwarnings("ignore", message=".*decompression bomb.*")
 
 _WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP", ".bmp": "BMP"}
 _EXIF_ORIENTATION = 0x0112
@@ -81,23 +85,17 @@ def decode_image(data: bytes, *, name: str = "<bytes>", max_pixels: int | None =
 
     ``name`` is used in error messages.
     """
-    from PIL import Image, ImageFile, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
     if len(data) == 0:
         raise ImageReadError(name, "file is empty (0 bytes)")
     limit = _max_pixels(max_pixels)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            saved = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = None  # we apply our own limit below, from the header
-            try:
-                im = Image.open(io.BytesIO(data))
-            finally:
-                Image.MAX_IMAGE_PIXELS = saved
+        im = _open_lazily(data, limit)
     except UnidentifiedImageError as exc:
         raise ImageReadError(name, "not a recognised image format (PNG, JPEG, TIFF, WebP, BMP)") from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(name, f"too many pixels ({exc})") from exc
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types on corrupt headers
         raise ImageReadError(name, f"corrupt image header ({exc})") from exc
     width, height = im.size
@@ -123,6 +121,30 @@ def decode_image(data: bytes, *, name: str = "<bytes>", max_pixels: int | None =
     arr = _apply_orientation(arr, orientation)
     info = ImageInfo(format=fmt, width=arr.shape[1], height=arr.shape[0], bit_depth=bit_depth, has_alpha=has_alpha, mode=mode)
     return np.ascontiguousarray(arr, dtype=np.float32), info
+
+
+_PIL_LIMIT_LOCK = threading.Lock()
+
+
+def _open_lazily(data: bytes, limit: int) -> Any:
+    """``Image.open`` (header only) without Pillow's own bomb check getting in the way of ``limit``.
+
+    Pillow refuses images above twice its global ``MAX_IMAGE_PIXELS``; restorekit applies its own
+    (configurable) limit from the header instead. The global is only raised, under a lock, for a
+    limit above Pillow's, so concurrent decodes in a server never see it switched off.
+    """
+    from PIL import Image
+
+    pil_max = Image.MAX_IMAGE_PIXELS
+    if pil_max is None or limit <= 2 * pil_max:
+        return Image.open(io.BytesIO(data))
+    with _PIL_LIMIT_LOCK:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = limit
+        try:
+            return Image.open(io.BytesIO(data))
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
 
 
 def _exif_orientation(im: Any) -> int:

@@ -484,8 +484,8 @@ def create_app(config: ServeConfig | None = None, *, store: ModelStore | None = 
                 raw = await request.body()
                 try:
                     payload = json.loads(raw)
-                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                    raise ApiError(400, "bad_json", f"request body is not valid JSON ({exc})") from exc
+                except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, absurd nesting
+                    raise ApiError(400, "bad_json", f"request body is not valid JSON ({type(exc).__name__}: {exc})") from exc
                 if not isinstance(payload, dict):
                     raise ApiError(400, "bad_json", f"JSON body must be an object with an 'image' field, got {type(payload).__name__}")
                 if not payload.get("image"):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -307,8 +308,6 @@ def run_restoration(loaded: LoadedModel, decoded: dict[str, dict[str, Any]], set
             frac = (i + done / max(1, total)) / n
             bar.progress(min(1.0, frac), text=f"Restoring {name} ({i + 1}/{n}): tile {done}/{total}")
 
-        import time
-
         t0 = time.perf_counter()
         try:
             out = restore_array(loaded, entry["image"], settings, progress=progress)
@@ -359,12 +358,14 @@ def main() -> None:
         return
     st.caption(f"Model {loaded.name}: {loaded.arch}, {loaded.params:,} parameters, on {loaded.device}")
     results: dict = st.session_state.setdefault("results", {})
-    for stale in [k for k in results if k[0] not in decoded]:  # results of removed uploads
-        del results[stale]
     tag = f"{loaded.source}|{loaded.device}|{settings}"
+    for stale in [k for k in results if k[0] not in decoded or k[1] != tag]:  # removed uploads, other settings
+        del results[stale]
     pending = [k for k in decoded if (k, tag) not in results]
-    if st.button("Restore", type="primary", disabled=not pending, key="restore"):
+    slot = st.empty()
+    if slot.button("Restore", type="primary", disabled=not pending, key="restore"):
         run_restoration(loaded, decoded, settings, results, tag)
+        slot.button("Restore", type="primary", disabled=True, key="restore-done")  # nothing left to restore
     refs_by_name = {e["name"]: e for e in refs.values()}
     for key, entry in decoded.items():
         if (key, tag) in results:
@@ -372,9 +373,8 @@ def main() -> None:
             ref = match_reference(entry["name"], refs_by_name, len(decoded))
             render_result(key, entry, results[(key, tag)], ref, fmt)
         else:
-            c1, c2 = st.columns([1, 3])
-            c1.image(to_uint8(entry["image"]), caption=f"{entry['name']} (not restored yet)", width="stretch")
-    st.session_state["last_tag"] = tag
+            preview, _ = st.columns([1, 3])
+            preview.image(to_uint8(entry["image"]), caption=f"{entry['name']} (not restored yet)", width="stretch")
 
 
 if __name__ == "__main__":  # `streamlit run` executes the script as __main__

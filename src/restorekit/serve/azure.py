@@ -170,7 +170,7 @@ def handle_image_deblur(req: func.HttpRequest, service: DeblurService | None = N
             return _bad_request("Request body is required")
         try:
             payload = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, absurd nesting
             return _bad_request(f"Request body must be JSON {{\"image\": \"<base64>\"}} ({exc})")
         if not isinstance(payload, dict):
             return _bad_request("Request body must be a JSON object with an 'image' field")
