@@ -51,7 +51,7 @@ def test_demo_yaml_matches_builtin_recipe():
     path = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
     assert load_yaml(path) == DEMO_CONFIG
     cfg = demo_config()
-    assert cfg.model.name == "deblur_unet" and cfg.model.args == {"base_ch": 32}
+    assert cfg.model.name == "deblur_unet" and cfg.model.args["base_ch"] == 32
     assert cfg.data.kind == "skimage" and set(cfg.data.val_names).isdisjoint(cfg.data.names)
 
 

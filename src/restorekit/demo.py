@@ -31,7 +31,7 @@ from restorekit.errors import ConfigError
 DEMO_CONFIG: dict[str, Any] = {
     "name": "demo",
     "seed": 0,
-    "model": {"name": "deblur_unet", "args": {"base_ch": 32}},
+    "model": {"name": "deblur_unet", "args": {"base_ch": 32, "norm": "none"}},
     "data": {
         "kind": "skimage",
         "names": ["astronaut", "chelsea", "hubble_deep_field", "immunohistochemistry", "motorcycle_left",
@@ -46,16 +46,16 @@ DEMO_CONFIG: dict[str, Any] = {
                 "name": "one_of",
                 "p": 1.0,
                 "ops": [
-                    {"name": "gaussian_blur", "kernel_sizes": [5, 7], "sigma": [0.8, 1.6]},
-                    {"name": "motion_blur", "kind": "line", "length": [3, 9], "angle": [0, 180]},
+                    {"name": "gaussian_blur", "kernel_sizes": [5, 7], "sigma": [1.0, 2.0]},
+                    {"name": "motion_blur", "kind": "line", "length": [5, 11], "angle": [0, 180]},
                 ],
             },
-            {"name": "gaussian_noise", "p": 1.0, "sigma": [0.03, 0.06]},
-            {"name": "jpeg", "p": 0.5, "quality": [70, 95]},
+            {"name": "gaussian_noise", "p": 1.0, "sigma": [0.06, 0.12]},
+            {"name": "jpeg", "p": 0.5, "quality": [60, 90]},
         ],
     },
     "loss": [{"name": "l1", "weight": 1.0}],
-    "optim": {"name": "adamw", "lr": 2e-3, "weight_decay": 1e-4},
+    "optim": {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-4},
     "schedule": {"name": "cosine", "warmup_steps": 10, "min_lr": 1e-5},
     "train": {
         "epochs": 20,

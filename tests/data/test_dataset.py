@@ -117,3 +117,23 @@ def test_decode_png_rows_modes(photo, tmp_path: Path) -> None:  # noqa: ANN001
     ok, b16 = cv2.imencode(".png", (photo("coffee", 32) * 65535).astype(np.uint16))
     assert decode_png_rows(b16.tobytes(), 10) is None  # 16-bit: decoded fully elsewhere
     assert decode_uint(b16.tobytes(), "x", rows=10).dtype == np.uint16
+
+
+def test_decoded_cache_gives_the_same_samples_and_reads_once(gopro_root: Path, monkeypatch) -> None:  # noqa: ANN001
+    from restorekit.data import storage
+
+    base = {"kind": "gopro", "root": str(gopro_root), "patch_size": 40, "val_fraction": 0.0}
+    plain, _ = build_datasets(parse_data_config(base), seed=4)
+    cached, _ = build_datasets(parse_data_config({**base, "cache_mb": 64}), seed=4)
+    reads: list[str] = []
+    orig = storage.DirStorage.read_bytes
+    monkeypatch.setattr(storage.DirStorage, "read_bytes", lambda self, rel: reads.append(rel) or orig(self, rel))
+    for epoch in (0, 1):
+        plain.set_epoch(epoch)
+        cached.set_epoch(epoch)
+        for i in range(len(plain)):
+            a, b = plain[i], cached[i]
+            assert torch.equal(a["input"], b["input"]) and torch.equal(a["target"], b["target"])
+    assert len(reads) == 2 * 6 * 2 + 12  # plain: 2 epochs x 6 pairs x 2 files; cached: each of the 12 files once
+    tiny, _ = build_datasets(parse_data_config({**base, "cache_mb": 0}), seed=4)
+    assert tiny._cache_bytes == 0

@@ -43,6 +43,13 @@ def test_webdataset_shards_are_plain_tars(gopro_root: Path, tmp_path: Path) -> N
     assert len(shards) >= 1
     names = [n for s in shards for n in tarfile.open(s).getnames()]
     assert len(names) == 12 and "GOPR0000/blur/000000.png" in names
+    # the webdataset library reads the shards: one sample per file, keyed by its path
+    import webdataset as wds
+
+    samples = list(wds.WebDataset([str(s) for s in shards], shardshuffle=False, empty_check=False))
+    keys = {s["__key__"] for s in samples}
+    assert "GOPR0000/blur/000000" in keys and len(samples) == 12
+    assert samples[0]["png"][:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_jpeg_pack_is_close_and_smaller(gopro_root: Path, tmp_path: Path) -> None:
@@ -74,3 +81,18 @@ def test_pack_cli_and_errors(gopro_root: Path, tmp_path: Path, capsys) -> None: 
         pack_dataset(tmp_path / "empty", tmp_path / "o")
     assert main(["data", "pack", str(gopro_root), "--out", str(out), "--format", "png", "--overwrite"]) == 0
     assert json.loads((out / "restorekit-pack.json").read_text())["format"] == "png"
+
+
+def test_pack_raw_dispatches_to_the_raw_pipeline(monkeypatch, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    import restorekit.raw.pack as rp
+
+    seen = {}
+
+    def fake(src, out, **kw):  # noqa: ANN001, ANN003, ANN202
+        seen.update(src=src, out=out, **kw)
+        return {"written": 3}
+
+    monkeypatch.setattr(rp, "pack_raw_dataset", fake)
+    assert main(["data", "pack", str(tmp_path / "raw"), "--out", str(tmp_path / "o"), "--raw", "--quality", "97", "--crop", "512"]) == 0
+    assert seen["src"] == tmp_path / "raw" and seen["quality"] == 97 and seen["crop"] == 512
+    assert "written" in capsys.readouterr().out

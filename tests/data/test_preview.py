@@ -19,9 +19,9 @@ def test_preview_of_a_config(clean_dir: Path, tmp_path: Path, capsys) -> None:  
     assert main(["data", "preview", str(cfg), "--n", "3", "--out", str(out)]) == 0
     assert "3 train samples, seed 1" in capsys.readouterr().out
     grid = read_image(out)
-    # 3 rows of (64 px tiles + caption strip); two 64 px tiles and a gap side by side
-    assert grid.shape[1] == 64 * 2 + 4
-    assert grid.shape[0] > 3 * 64
+    # 3 rows of (tiles + caption strip); 64 px patches are shown enlarged 3x (nearest) to 192 px
+    assert grid.shape[1] == 192 * 2 + 4
+    assert grid.shape[0] > 3 * 192
 
     # the first tile is exactly the first sample's degraded input
     from restorekit.data import build_datasets
@@ -29,17 +29,17 @@ def test_preview_of_a_config(clean_dir: Path, tmp_path: Path, capsys) -> None:  
 
     train, _ = build_datasets(parse_data_config(yaml.safe_load(cfg.read_text())["data"]), seed=1)
     s = train[0]
-    tile = grid[:64, :64]
+    tile = grid[:192:3, :192:3]
     ref = s["input"].permute(1, 2, 0).numpy()
     assert np.abs(tile - ref).max() <= 0.5 / 255 + 1e-6
-    tgt = grid[:64, 68:132]
+    tgt = grid[:192:3, 196:388:3]
     assert np.abs(tgt - s["target"].permute(1, 2, 0).numpy()).max() <= 0.5 / 255 + 1e-6
 
 
 def test_preview_of_a_folder_with_a_preset(clean_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "g.png"
     assert main(["data", "preview", "--images", str(clean_dir), "--degrade", "gopro-like", "--n", "2", "--set", "patch_size=48", "--out", str(out)]) == 0
-    assert read_image(out).shape[1] == 48 * 2 + 4
+    assert read_image(out).shape[1] == 192 * 2 + 4
 
 
 def test_preview_errors(tmp_path: Path, capsys) -> None:  # noqa: ANN001

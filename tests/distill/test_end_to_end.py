@@ -63,10 +63,11 @@ def test_demo_config_small_end_to_end(tmp_path: Path, capsys) -> None:
     assert "reusing the trained teacher" in err and "0 computed, 3 reused" in err
     assert {p.name: p.stat().st_mtime_ns for p in (out / "teacher_cache").iterdir() if p.name != FINGERPRINT_FILE} == {
         k: v for k, v in mtimes.items() if k != FINGERPRINT_FILE}
-    # a different degradation recipe invalidates the cache
-    assert main(args + ["--set", "data.degrade=gopro-like", "--precompute-only"]) == 0
+    # another cache format invalidates the cache (teacher, data and recipe changes: see test_cache.py)
+    assert main(args + ["--set", "teacher.cache_format=npy", "--precompute-only"]) == 0
     err = capsys.readouterr().err
-    assert "invalidated: data, degrade changed" in err and "3 computed, 0 reused" in err
+    assert "3 computed, 0 reused (invalidated: format changed)" in err
+    assert sorted(p.suffix for p in (out / "teacher_cache").iterdir()) == [".json", ".npy", ".npy", ".npy"]
 
 
 def _teacher_package(path: Path) -> Path:

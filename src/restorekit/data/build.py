@@ -137,7 +137,9 @@ def build_datasets(cfg: Any, *, seed: int, run_dir: str | Path | None = None) ->
 
     degrader = build_degrader(cfg.degrade)
     aug = (cfg.augment.hflip, cfg.augment.vflip, cfg.augment.rot90)
-    common = dict(seed=seed, degrader=degrader, bayer_safe=cfg.bayer_safe, on_error=cfg.on_error, max_pixels=cfg.max_pixels)
+    common = dict(
+        seed=seed, degrader=degrader, bayer_safe=cfg.bayer_safe, on_error=cfg.on_error, max_pixels=cfg.max_pixels, cache_mb=cfg.cache_mb
+    )
     train_ds = RestoreDataset(train_items, train=True, patch_size=cfg.patch_size, augment=aug, repeat=cfg.repeat, **common)
     val_from_train = not val_items
     if val_from_train:

@@ -86,6 +86,9 @@ class CommonDataConfig(StrictModel):
     limit: int | None = Field(None, ge=1)
     #: pixel limit per image (decompression-bomb guard); None = restorekit.io default
     max_pixels: int | None = Field(None, ge=1)
+    #: keep decoded images in memory, up to this many MB per process (each DataLoader worker has its own); 0 = off.
+    #: Worth it for small datasets of large or PNG images that are revisited every epoch.
+    cache_mb: int = Field(0, ge=0)
 
     @field_validator("degrade")
     @classmethod

@@ -71,6 +71,7 @@ class RestoreDataset(Dataset):
         on_error: str = "fail",
         max_pixels: int | None = None,
         split: str | None = None,
+        cache_mb: int = 0,
     ) -> None:
         if not items:
             raise DataError("dataset has no samples")
@@ -86,6 +87,29 @@ class RestoreDataset(Dataset):
         self.split = split or ("train" if train else "val")
         self._epoch = _SharedInt(0)
         self._patch = _SharedInt(patch_size)
+        self.cache_mb = int(cache_mb)
+        self._cache: dict[str, np.ndarray] = {}
+        self._cache_bytes = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        st = dict(self.__dict__)
+        st["_cache"], st["_cache_bytes"] = {}, 0  # workers build their own cache
+        return st
+
+    def _decoded(self, ref: Any) -> np.ndarray:
+        """A fully decoded image, from the per-process cache when enabled."""
+        if self.cache_mb <= 0:
+            return ref.load(self.max_pixels)
+        key = ref.display()
+        arr = self._cache.get(key)
+        if arr is None:
+            arr = ref.load(self.max_pixels)
+            if self._cache_bytes + arr.nbytes <= self.cache_mb << 20:
+                arr = np.ascontiguousarray(arr)
+                arr.setflags(write=False)
+                self._cache[key] = arr
+                self._cache_bytes += arr.nbytes
+        return arr
 
     # -- contract: settable epoch and patch size --------------------------------------------
     def set_epoch(self, epoch: int) -> None:
@@ -140,14 +164,22 @@ class RestoreDataset(Dataset):
         roles = item.refs()
         names = [ref.display() for _, ref in roles]
         patch = self.patch_size
-        # file bytes are read once; in-memory images (skimage) come as arrays
-        blobs = [ref.read_bytes() if isinstance(ref, FileRef) else None for _, ref in roles]
-        arrays = self._load_png_rows(blobs, names, epoch, index, key, patch) if self.train and patch is not None else None
-        if arrays is None:
-            arrays = [
-                decode_uint(b, n, max_pixels=self.max_pixels) if b is not None else ref.load(self.max_pixels)
-                for b, n, (_, ref) in zip(blobs, names, roles)
-            ]
+        cropped = None
+        if self.cache_mb > 0:
+            arrays = [self._decoded(ref) for _, ref in roles]
+        else:
+            # file bytes are read once; in-memory images (skimage) come as arrays
+            blobs = [ref.read_bytes() if isinstance(ref, FileRef) else None for _, ref in roles]
+            if self.train and patch is not None:
+                cropped = self._load_png_rows(blobs, names, epoch, index, key, patch)
+            if cropped is None:
+                arrays = [
+                    decode_uint(b, n, max_pixels=self.max_pixels) if b is not None else ref.load(self.max_pixels)
+                    for b, n, (_, ref) in zip(blobs, names, roles)
+                ]
+        if cropped is not None:
+            arrays = cropped
+        else:
             h, w = T.check_aligned(arrays, names)
             if self.train and patch is not None:
                 crop = T.plan_random_crop(h, w, patch, sample_rng(self.seed, key, epoch, index, "crop"), even=self.bayer_safe)

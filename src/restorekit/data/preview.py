@@ -64,7 +64,11 @@ def render_samples(samples: list[dict[str, Any]], *, tile: int = 256, gap: int =
         tiles = [_tile(s[k], tile) for k in keys]
         width = sum(t.shape[1] for t in tiles) + gap * (len(tiles) - 1)
         h, w = s["target"].shape[-2:]
-        caption = [f"{s.get('name', '?')}  ({w}x{h})  columns: {' | '.join(keys)}"] + _fmt_params(s.get("params"))
+        import textwrap
+
+        raw_lines = [f"{s.get('name', '?')}  ({w}x{h})  columns: {' | '.join(keys)}"] + _fmt_params(s.get("params"))
+        max_chars = max(16, width // 6)  # the default bitmap font is about 6 px per character
+        caption = [part for line in raw_lines for part in (textwrap.wrap(line, max_chars, subsequent_indent="  ") or [""])]
         strip_h = line_h * len(caption) + 6
         canvas = Image.new("RGB", (width, tile + strip_h), (24, 24, 24))
         x = 0
@@ -96,8 +100,8 @@ def preview_dataset(ds: Any, out: str | Path, *, n: int = 8, epoch: int = 0, til
     # spread the picks over the dataset so several images appear
     idx = np.unique(np.linspace(0, len(ds) - 1, count).round().astype(int))
     samples = [ds[int(i)] for i in idx]
-    if tile is None:
+    if tile is None:  # small patches are enlarged (nearest) so the captions fit
         ps = getattr(ds, "patch_size", None)
-        tile = int(min(ps or 256, 256))
+        tile = int(min(max(ps or 256, 192), 256))
     grid = render_samples(samples, tile=tile)
     return write_image(out, grid)

@@ -160,6 +160,16 @@ def materialize(ds: Any, folder: Path, fp_parts: dict[str, Any], quiet: bool) ->
     return out[0], out[1]
 
 
+def _paired_dataset(input_dir: Path, target_dir: Path, seed: int) -> Any:
+    """The (un-augmented) dataset of a materialized input/target folder pair."""
+    from restorekit.data.dataset import RestoreDataset
+    from restorekit.data.sources import check_items, paired_items
+
+    items, problems = paired_items(str(input_dir), str(target_dir), None)
+    items, _ = check_items(items, problems, mode="header", on_error="fail", source=f"data ({input_dir})")
+    return RestoreDataset(items, seed=seed, train=False, patch_size=None)
+
+
 def _common_data_dict(data_cfg: Any) -> dict[str, Any]:
     from restorekit.data.config import CommonDataConfig
 
@@ -196,8 +206,7 @@ def prepare_precompute(
         va_in, va_tg = materialize(val_ds, dd / "val", {"data": _items_listing(val_ds, cfg.teacher.data_hash), "degrade": degrade}, quiet)
         base = _common_data_dict(data_cfg)
         base.update(kind="paired", input_dir=str(tr_in), target_dir=str(tr_tg), val_input_dir=str(va_in), val_target_dir=str(va_tg))
-        fixed = _fixed_view(build_datasets(parse_data_config({**base, "val_input_dir": None, "val_target_dir": None, "val_fraction": 0.0}),
-                                           seed=scfg.seed)[0])
+        fixed = _fixed_view(_paired_dataset(tr_in, tr_tg, scfg.seed))
     else:
         base = data_cfg.model_dump(mode="json")
         fixed = _fixed_view(train_ds)

@@ -278,7 +278,8 @@ def weights_from_checkpoint(path: Path, prefix: str) -> dict[str, torch.Tensor]:
     except Exception as exc:  # noqa: BLE001
         raise CheckpointError(f"'{path}': cannot load checkpoint ({exc})") from exc
     sd = ckpt.get("state_dict", {})
-    out = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+    # "_orig_mod." appears when trainer.compile wrapped the model in torch.compile
+    out = {k[len(prefix):].replace("_orig_mod.", ""): v for k, v in sd.items() if k.startswith(prefix)}
     if not out:
         raise CheckpointError(f"'{path}': no '{prefix}*' weights in checkpoint")
     return out
