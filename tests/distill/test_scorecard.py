@@ -72,3 +72,21 @@ def test_quality_of_identity_is_input_quality(photo) -> None:
     p0, s0, n = quality(None, pairs)
     p1, s1, _ = quality(lambda x: x, pairs)
     assert n == 2 and p0 == p1 and s0 == s1 and 20 < p0 < 30
+
+
+def test_scorecard_logged_to_mlflow(tmp_path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from restorekit.distill.scorecard import log_report_mlflow
+
+    rep = build_report({"input": Score(25.0, 0.80, 0, 0.0, 0.0, "input"),
+                        "teacher": Score(28.0, 0.88, 1000, 1.0, 10.0, "nafnet"),
+                        "student": Score(26.0, 0.84, 100, 0.1, 1.0, "student_unet")}, n_images=3)
+    _, md = write_report(tmp_path, rep)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_id = log_report_mlflow(rep, run_dir=tmp_path / "student", uri=uri, experiment="kd-test", md_path=md)
+    run = MlflowClient(uri).get_run(run_id)
+    assert run.data.metrics["score_student_psnr"] == 26.0 and run.data.metrics["score_student_psnr_gain"] == 1.0
+    assert run.data.metrics["score_teacher_params"] == 1000 and run.data.tags["student_beats_input"] == "true"
+    arts = {a.path for a in MlflowClient(uri).list_artifacts(run_id, "scorecard")}
+    assert arts == {"scorecard/report.json", "scorecard/report.md"}

@@ -64,6 +64,12 @@ def test_folder_with_bad_files(tmp_path, photo, unet_package, capsys):
     for name in ("notimage.png", "empty.jpg", "truncated.png"):
         assert sum(name in line for line in bad_lines) == 1
     assert "empty" in next(line for line in bad_lines if "empty.jpg" in line)
+    import os
+    import stat
+
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE((out / "good1.png").stat().st_mode) == 0o666 & ~mask
     restored, info = read_image_with_info(out / "good1.png")
     assert restored.shape == (96, 96, 3) and info.bit_depth == 8
     assert "restored 2" in err and "failed 3" in err
@@ -117,6 +123,7 @@ def test_missing_input_and_no_match(tmp_path, unet_package, capsys):
     assert rc == 1 and "nope.png: file does not exist" in err and "no file matches" in err
 
 
+@pytest.mark.slow
 def test_exported_models_restore_like_package(tmp_path, photo, unet_package):
     """The same weights through the package, ONNX and TorchScript exports give the same pixels (to 8-bit rounding)."""
     write_image(tmp_path / "a.png", photo("astronaut", 80))

@@ -257,3 +257,62 @@ def test_tlc_applied_to_a_copy_for_large_tiles(tm, monkeypatch, caplog):
     assert len(calls) == 1 and calls[0][0] != id(m) and calls[0][1] == (16, 16)
     assert not hasattr(m, "tlc_enabled")
     assert "TLC applied to nafnet for 64x48 tiles (training size 16x16)" in caplog.text
+
+
+def test_real_tlc_changes_output_and_exports(tm):
+    """With restorekit.models.tlc: TLC changes NAFNet's output for large tiles, and the ONNX path agrees with eager.
+
+    Measured: |TLC - global pooling| max 3.3e-4 (tiny random NAFNet, 128x96, train size 32); ORT vs eager 3e-7.
+    """
+    pytest.importorskip("restorekit.models.tlc")
+    img = np.random.default_rng(0).random((128, 96, 3), dtype=np.float32)
+    plain = restore_image(tm.tiny_nafnet(), img, tile=0, backend="eager")
+    m = tm.tiny_nafnet()
+    m.restorekit_train_size = [32, 32]
+    eager = restore_image(m, img, tile=0, backend="eager")
+    onnx = restore_image(m, img, tile=0, backend="onnxruntime")
+    assert np.abs(eager - plain).max() > 1e-5
+    assert np.abs(onnx - eager).max() < 1e-5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "arch,kwargs",
+    [
+        ("restormer", {"preset": "tiny"}),
+        ("student_unet", {"base_filters": 8}),
+        ("vit_restorer", {"preset": "tiny", "img_size": 64}),
+        ("nafnet", {"preset": "tiny"}),
+    ],
+)
+def test_zoo_models_default_path(arch, kwargs):
+    """Every image model of the zoo restores through the default (auto) path and matches eager PyTorch.
+
+    vit_restorer's interpolated position embedding does not survive ONNX export with dynamic
+    sizes: the check catches it and the auto backend falls back to eager.
+    """
+    import restorekit
+
+    torch.manual_seed(0)
+    m = restorekit.create_model(arch, **kwargs).eval()
+    img = np.random.default_rng(0).random((72, 100, 3), dtype=np.float32)
+    a = restore_image(m, img, tile=48, overlap=8)
+    b = restore_image(m, img, tile=48, overlap=8, backend="eager")
+    assert a.shape == (72, 100, 3) and np.abs(a - b).max() < 1e-5
+    expected = "eager-channels_last" if arch == "vit_restorer" else "onnxruntime"
+    assert make_runtime(m, "cpu").name == expected
+
+
+def test_onnx_session_cached_until_weights_change(tm):
+    from restorekit.inference.runtime import onnx_runtime_for
+
+    m = tm.ShallowConv()
+    a = onnx_runtime_for(m, torch.device("cpu"))
+    assert onnx_runtime_for(m, torch.device("cpu")) is a
+    with torch.no_grad():
+        m.body[0].weight.mul_(1.5)  # an in-place update, like an optimizer step
+    b = onnx_runtime_for(m, torch.device("cpu"))
+    assert b is not a
+    x = torch.rand(1, 3, 40, 40)
+    with torch.no_grad():
+        assert float((b(x) - m(x)).abs().max()) < 1e-5

@@ -29,3 +29,17 @@ def test_sample_rng_is_keyed():
     assert (a == sample_rng(1, 2, 3).random(4)).all()
     assert not (a == sample_rng(1, 2, 4).random(4)).all()
     assert not (a == sample_rng(2, 2, 3).random(4)).all()
+
+
+def test_atomic_file_gets_normal_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        dest = atomic_write_text(tmp_path / "out.txt", "x")
+        assert dest.stat().st_mode & 0o777 == 0o644
+        os.chmod(dest, 0o600)
+        atomic_write_text(dest, "y")  # replacing keeps the existing file's mode
+        assert dest.stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(umask)

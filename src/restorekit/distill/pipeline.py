@@ -86,7 +86,8 @@ def ensure_teacher(cfg: DistillConfig, out: Path, resume: str | None, quiet: boo
         return pkg
     fresh = not same
     _say(f"teacher: training {tcfg.model.name} into {tdir}" + ("" if fresh or not resume else " (resuming)"), quiet)
-    res = train(tcfg, tdir, resume=None if fresh else resume, progress_bar=False if quiet else None)
+    # only "auto" applies to the teacher (an explicit checkpoint path is the student's)
+    res = train(tcfg, tdir, resume="auto" if (resume == "auto" and not fresh) else None, progress_bar=False if quiet else None)
     if res.package is None:
         raise CheckpointError(f"teacher training in '{tdir}' produced no package")
     return res.package

@@ -153,6 +153,8 @@ def _maybe_tlc(model: nn.Module, tile_hw: tuple[int, int]) -> nn.Module:
 
     from restorekit.inference.runtime import _fingerprint
 
+    for k in [k for k, v in _TLC_CACHE.items() if v[0]() is None]:  # drop copies of collected modules
+        del _TLC_CACHE[k]
     fp = (_fingerprint(model), ts_h, ts_w)
     hit = _TLC_CACHE.get(id(model))
     if hit is not None and hit[0]() is model and hit[1] == fp:

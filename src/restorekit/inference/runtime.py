@@ -215,6 +215,7 @@ class OnnxRuntime(Runtime):
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads or torch.get_num_threads()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.log_severity_level = 3  # failures surface as exceptions; keep ORT's own logger quiet
         providers = ["CPUExecutionProvider"]
         if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
@@ -296,6 +297,8 @@ def onnx_runtime_for(model: nn.Module, device: torch.device, verify: bool = True
     """
     import weakref
 
+    for k in [k for k, v in _ORT_CACHE.items() if v[0]() is None]:  # drop sessions of collected modules
+        del _ORT_CACHE[k]
     key = id(model)
     fp = _fingerprint(model)
     hit = _ORT_CACHE.get(key)

@@ -44,11 +44,13 @@ class ScheduleSection(StrictModel):
     """Learning-rate schedule, stepped once per optimizer step.
 
     ``constant`` keeps ``optim.lr``; ``cosine`` anneals from ``optim.lr`` to
-    ``min_lr`` over the run's optimizer steps. Both start with a linear warm-up
+    ``min_lr`` over the run's optimizer steps; ``cosine_time`` anneals over the
+    wall-clock budget ``train.max_minutes`` instead (time-boxed runs such as the
+    demo; not reproducible across a resume). All start with a linear warm-up
     of ``warmup_steps`` steps from ``warmup_start_factor * lr`` (0 = none).
     """
 
-    name: Literal["constant", "cosine"] = "cosine"
+    name: Literal["constant", "cosine", "cosine_time"] = "cosine"
     min_lr: float = Field(1e-6, ge=0)
     warmup_steps: int = Field(0, ge=0)
     warmup_start_factor: float = Field(0.01, gt=0, le=1)
@@ -190,6 +192,8 @@ def check_run_config(cfg: RunConfig, source: str = "") -> RunConfig:
             f"model.preset{where}: model '{cfg.model.name}' has no preset '{cfg.model.preset}' "
             f"(presets: {', '.join(sorted(spec.presets)) or 'none'})"
         )
+    if cfg.schedule.name == "cosine_time" and cfg.train.max_minutes is None:
+        raise ConfigError(f"schedule.name{where}: cosine_time needs train.max_minutes (the time budget it anneals over)")
     stages = cfg.train.progressive.stages
     if stages and stages[0].at != 0:
         raise ConfigError(f"train.progressive.stages{where}: the first stage must start at 0")

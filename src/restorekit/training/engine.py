@@ -50,6 +50,7 @@ class TrainResult:
     final_metrics: dict[str, Any] = field(default_factory=dict)
     mlflow_run_id: str | None = None
     stopped_early: bool = False
+    global_step: int = 0
 
 
 def resolve_resume(run_dir: Path, resume: str | Path | None) -> Path | None:
@@ -261,6 +262,7 @@ def train(
     trainer.fit(module, datamodule=dm, ckpt_path=str(resume_path) if resume_path else None, weights_only=True)
 
     result = TrainResult(run_dir, None, list(recorder.history), None, mlflow_run_id=tracker.run_id if tracker else None)
+    result.global_step = int(trainer.global_step)
     result.stopped_early = any(isinstance(c, EarlyStopping) and c.stopped_epoch > 0 for c in trainer.callbacks)
     best = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor == "val_psnr"), None)
     if best is not None and best.best_model_path and Path(best.best_model_path).is_file():

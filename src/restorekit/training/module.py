@@ -155,6 +155,7 @@ class RestorationModule(pl.LightningModule):
             min_lr=s.min_lr,
             warmup_steps=s.warmup_steps,
             warmup_start_factor=s.warmup_start_factor,
+            seconds=self.cfg.train.max_minutes * 60.0 if self.cfg.train.max_minutes else None,
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
 

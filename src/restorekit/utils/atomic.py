@@ -34,11 +34,26 @@ def atomic_path(dest: str | Path, suffix: str | None = None) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as fh:  # flush the data to disk before the rename
             os.fsync(fh.fileno())
+        os.chmod(tmp, _final_mode(dest))
         os.replace(tmp, dest)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def _final_mode(dest: Path) -> int:
+    """Mode the file would have had if written directly: the existing file's, else 0o666 minus umask.
+
+    ``mkstemp`` creates files readable by the owner only (0o600); without this every output
+    written atomically would be unreadable by other users.
+    """
+    try:
+        return dest.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def atomic_write_bytes(dest: str | Path, data: bytes) -> Path:
