@@ -116,3 +116,34 @@ def test_chunked_epochs_order_survives_resume_online_teacher(tmp_path: Path) -> 
     assert all(a[str(e)]["online_teacher_batches"] == 1 and a[str(e)]["loss_parts"]["kd_output"] >= 0 for e in range(3))
     hist = json.loads((resumed / "student" / "training_history.json").read_text())
     assert [h["epoch"] for h in hist["epochs"]] == [0, 1, 2]
+
+
+@pytest.mark.slow
+def test_feature_distillation_through_engine_and_resume(tmp_path: Path) -> None:
+    teacher = _teacher_package(tmp_path / "teacher.safetensors")
+    cfg = tmp_path / "feat.yaml"
+    cfg.write_text(
+        "data: {kind: skimage, names: [chelsea, coins, text], val_names: [text], degrade: demo-deblur,\n"
+        "       patch_size: 32, batch_size: 2, val_patch: 32}\n"
+        "model: {name: student_unet, args: {base_filters: 4, depth: 2}}\n"
+        f"teacher: {{path: {teacher}, mode: online}}\n"
+        "distill: {lambda_perc: 0.0, features: [{student: enc2, teacher: encoders.1, weight: 0.5}]}\n"
+        "train: {epochs: 1, early_stopping: {enabled: false}, checkpoint: {every_n_epochs: 0}, n_samples: 0}\n"
+        "score: {latency_size: 32, latency_repeats: 1}\n"
+        "tracking: {enabled: false}\n"
+        "trainer: {progress_bar: false}\n"
+    )
+    out = tmp_path / "run"
+    assert main(["distill", str(cfg), "--out", str(out), "--quiet"]) == 0
+    ckpt = torch.load(out / "student" / "checkpoints" / "latest.ckpt", map_location="cpu", weights_only=True)
+    adapter = [k for k in ckpt["state_dict"] if k.startswith("kd_features.")]
+    assert adapter and len(ckpt["optimizer_states"][0]["param_groups"]) == 2
+    assert main(["distill", str(cfg), "--out", str(out), "--quiet", "--resume", "auto", "--set", "train.epochs=2"]) == 0
+    rec = json.loads((out / "student" / "distill_epochs.json").read_text())
+    assert set(rec) == {"0", "1"} and all(rec[e]["loss_parts"]["feat_enc2"] > 0 for e in rec)
+    from restorekit.models.loading import load_model
+
+    student = load_model(out / "student" / "model.safetensors")  # the adapters are not part of the student
+    assert not any(k.startswith("kd_features") for k in student.state_dict())
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["teacher_outputs"]["mode"] == "online" and rep["teacher_outputs"]["online_teacher_batches"] > 0

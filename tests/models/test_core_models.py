@@ -194,3 +194,17 @@ def test_package_round_trip(tmp_path, name, kwargs, inputs) -> None:
         assert torch.equal(m(*args), loaded(*args))
     assert loaded.restorekit_arch == name and not loaded.training
     assert loaded.restorekit_train_size == [64, 64]
+
+
+def test_student_unet_global_residual_starts_from_the_input(photo) -> None:
+    """With the head zeroed, a residual student is exactly the identity; the plain one outputs zeros."""
+    x = torch.from_numpy(photo("astronaut", 40).transpose(2, 0, 1))[None]
+    res = create_model("student_unet", base_filters=8, depth=3, global_residual=True).eval()
+    plain = create_model("student_unet", base_filters=8, depth=3).eval()
+    for m in (res, plain):
+        torch.nn.init.zeros_(m.final.weight)
+        torch.nn.init.zeros_(m.final.bias)
+    with torch.no_grad():
+        assert torch.equal(res(x), x)
+        assert torch.count_nonzero(plain(x)) == 0
+    assert n_params(res) == n_params(plain)  # same weights, same state-dict keys

@@ -40,9 +40,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         raise ConfigError(f"--model '{args.model}': no such file and not a registered architecture ({', '.join(list_models())})")
     res = export_model(model, args.out, args.format, verify=not args.no_verify, tolerance=args.tolerance)
-    from restorekit.cli.restore import _default_permissions
-
-    _default_permissions(res.path)
     diff = "not verified" if res.max_abs_diff is None else f"max abs diff vs PyTorch {res.max_abs_diff:.2e} on {res.verify_shapes}"
     print(f"exported {getattr(model, 'restorekit_arch', 'model')} to {res.path} ({res.format}, {res.size_bytes / 1e6:.1f} MB); {diff}")
     return 0

@@ -246,20 +246,27 @@ def run_distill(cfg: DistillConfig, out_dir: str | Path, *, resume: str | None =
     from restorekit.training.config import parse_run_config
     from restorekit.training.engine import train
 
+    import time
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
     teacher_path = ensure_teacher(cfg, out, resume, quiet)
+    timings["teacher"] = round(time.perf_counter() - t0, 1)
     teacher = load_teacher(teacher_path, cfg.teacher.arch, **cfg.teacher.load_args)
     _say(f"teacher: {getattr(teacher, 'restorekit_arch', type(teacher).__name__)} from {teacher_path} (frozen, eval)", quiet)
 
     scfg = cfg.student
     cache_info: dict[str, Any] = {"mode": cfg.teacher.mode}
+    t0 = time.perf_counter()
     if cfg.teacher.mode == "precompute":
         data_cfg, info = prepare_precompute(cfg, teacher, out, quiet)
         cache_info.update(info)
         raw = scfg.model_dump(mode="json")
         raw["data"] = data_cfg.model_dump(mode="json")
         scfg = parse_run_config(raw, "student config (distill)")
+    timings["precompute"] = round(time.perf_counter() - t0, 1)
 
     sdir = out / "student"
     train_ds, val_ds = build_datasets(scfg.data, seed=scfg.seed, run_dir=sdir)
@@ -273,7 +280,9 @@ def run_distill(cfg: DistillConfig, out_dir: str | Path, *, resume: str | None =
         record_dir=sdir,
     )
     _say(f"student: training {scfg.model.name} into {sdir}", quiet)
+    t0 = time.perf_counter()
     res = train(scfg, sdir, resume=resume, datasets=(train_ds, val_ds), callbacks=[cb], progress_bar=False if quiet else None)
+    timings["student"] = round(time.perf_counter() - t0, 1)
     result = DistillResult(out, Path(teacher_path), res.package, cache=cache_info)
     cache_info["online_teacher_batches"] = cb.online_batches
     if cfg.score.enabled and res.package is not None:
@@ -283,6 +292,7 @@ def run_distill(cfg: DistillConfig, out_dir: str | Path, *, resume: str | None =
                 "epochs": len(res.history), "stopped_early": res.stopped_early},
             "loss": [t.model_dump(mode="json") for t in scfg.loss],
             "epoch_samples": cfg.distill.epoch_samples,
+            "timings_s": timings,
         }, tracking=scfg.tracking, run_dir=sdir, quiet=quiet)
     return result
 

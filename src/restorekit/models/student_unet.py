@@ -1,7 +1,9 @@
 """``student_unet``: the distillation project's BatchNorm / ConvTranspose U-Net (beingdhruvv/ImageSharpening-KD).
 
-Input and output: ``(B, 3, H, W)`` RGB in [0, 1] (the output is the sharpened
-image itself, no global residual). Any size: reflect-padded to a multiple of
+Input and output: ``(B, 3, H, W)`` RGB in [0, 1]. Like the seed, the output is
+the sharpened image itself; ``global_residual=True`` adds the input to the
+output instead (the network then starts near the identity and learns only the
+correction, which a small student learns in far fewer steps). Any size: reflect-padded to a multiple of
 ``2 ** depth`` internally and cropped back.
 
 ``depth`` is the number of pooling levels: encoder blocks ``enc1..enc{depth}``
@@ -58,8 +60,12 @@ class StudentUNet(nn.Module):
         legacy_three_levels: bool = False,
         in_channels: int = 3,
         out_channels: int = 3,
+        global_residual: bool = False,
     ) -> None:
         super().__init__()
+        if global_residual and in_channels != out_channels:
+            raise ValueError("student_unet: global_residual needs in_channels == out_channels")
+        self.global_residual = global_residual
         if depth < 1:
             raise ValueError(f"student_unet: depth must be >= 1, got {depth}")
         f = base_filters
@@ -92,6 +98,7 @@ class StudentUNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` in [0, 1] -> ``(B, 3, H, W)``."""
         h, w = x.shape[-2:]
+        inp = x
         x = pad_to_multiple(x, self.pad_multiple, "reflect")
         skips = []
         for i in range(1, self.levels + 1):
@@ -102,7 +109,8 @@ class StudentUNet(nn.Module):
         for i in range(self.levels, 0, -1):
             x = getattr(self, f"up{i}")(x)
             x = getattr(self, f"dec{i}")(torch.cat([x, skips[i - 1]], dim=1))
-        return self.final(x)[:, :, :h, :w]
+        out = self.final(x)[:, :, :h, :w]
+        return out + inp if self.global_residual else out
 
 
 @register_model(
@@ -123,6 +131,7 @@ def student_unet(
     legacy_three_levels: bool = False,
     in_channels: int = 3,
     out_channels: int = 3,
+    global_residual: bool = False,
 ) -> StudentUNet:
     """Build :class:`StudentUNet`."""
-    return StudentUNet(base_filters, depth, use_dropout, legacy_three_levels, in_channels, out_channels)
+    return StudentUNet(base_filters, depth, use_dropout, legacy_three_levels, in_channels, out_channels, global_residual)

@@ -28,6 +28,10 @@ class ModelSection(StrictModel):
     name: str = "deblur_unet"
     preset: str | None = None
     args: dict[str, Any] = Field(default_factory=dict)
+    #: initial weights for fine-tuning: any file ``restorekit.load_model`` reads (a restorekit package,
+    #: a Lightning/BasicSR/seed checkpoint); its architecture must match ``name``/``args``.
+    #: Unlike ``--resume``, optimizer, schedule and epoch counter start fresh.
+    init: str | None = None
 
 
 class OptimSection(StrictModel):
@@ -149,6 +153,9 @@ class TrainerSection(StrictModel):
     log_every_n_steps: int = Field(10, ge=1)
     num_sanity_val_steps: int = Field(0, ge=0)
     compile: bool = False
+    #: CPU intra-op threads (torch.set_num_threads); None = PyTorch's default. On a busy shared machine 1 thread
+    #: can be several times faster than oversubscribed OpenMP threads (restorekit demo measures and picks).
+    num_threads: int | None = Field(None, ge=1)
 
 
 class TrackingSection(StrictModel):

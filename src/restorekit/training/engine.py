@@ -92,7 +92,25 @@ def build_model(cfg: RunConfig) -> nn.Module:
     """``create_model(cfg.model.name, cfg.model.preset, **cfg.model.args)``."""
     from restorekit.models.registry import create_model
 
-    return create_model(cfg.model.name, cfg.model.preset, **cfg.model.args)
+    model = create_model(cfg.model.name, cfg.model.preset, **cfg.model.args)
+    if cfg.model.init:
+        load_initial_weights(model, cfg.model.init)
+    return model
+
+
+def load_initial_weights(model: nn.Module, path: str) -> None:
+    """Copy the weights of the file at ``path`` (read safely by ``load_model``) into ``model``.
+
+    Raises :class:`ConfigError` naming ``model.init`` when the file's architecture or shapes differ.
+    """
+    from restorekit.errors import CheckpointError, ConfigError
+    from restorekit.models.loading import load_model
+
+    try:
+        src = load_model(path, arch=getattr(model, "restorekit_arch", None), **getattr(model, "restorekit_args", {}))
+        model.load_state_dict(src.state_dict(), strict=True)
+    except (CheckpointError, RuntimeError) as exc:
+        raise ConfigError(f"model.init '{path}': cannot initialise {getattr(model, 'restorekit_arch', 'the model')} from it: {exc}") from exc
 
 
 def build_plan(cfg: RunConfig, n_train: int, world: int) -> list[EpochPlan]:
@@ -153,6 +171,8 @@ def train(
     resume_path = resolve_resume(run_dir, resume)
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.trainer.num_threads:
+        torch.set_num_threads(cfg.trainer.num_threads)
     device = resolve_device(cfg.trainer.device)
     accelerator = lightning_accelerator(cfg.trainer.device)
     precision = resolve_precision(cfg, accelerator)
