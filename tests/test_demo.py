@@ -31,6 +31,14 @@ def test_short_demo_writes_report_and_beats_input(tmp_path):
     assert report["gain_db"] == pytest.approx(report["output"]["psnr"] - report["input"]["psnr"])
     assert report["output"]["psnr"] > report["input"]["psnr"]
     assert report["steps"] > 0 and report["calibration"]["threads"] >= 1
+    # scored by restorekit.evaluation next to the classical deblurring baselines
+    assert report["protocol"] == "rgb"
+    assert set(report["baselines"]) == {"wiener", "richardson_lucy", "unsharp"}
+    best = report["best_baseline"]
+    assert report["gain_over_best_baseline_db"] == pytest.approx(report["output"]["psnr"] - report["baselines"][best]["psnr"])
+    ev = json.loads((out / "eval" / "report.json").read_text())
+    assert ev["methods"]["output"]["mean"]["psnr"] == pytest.approx(report["output"]["psnr"])
+    assert ev["methods"]["input"]["per_image"][0]["psnr"] == pytest.approx(report["images"][0]["input"]["psnr"])
     for name in ("model.safetensors", "report.md", "training_history.json", "training_curves.png", "comparisons/coffee.png"):
         assert (out / name).is_file(), name
     assert "gain" in (out / "report.md").read_text()
