@@ -31,7 +31,7 @@ from restorekit.errors import ConfigError
 DEMO_CONFIG: dict[str, Any] = {
     "name": "demo",
     "seed": 0,
-    "model": {"name": "deblur_unet", "args": {"base_ch": 32, "norm": "group"}},
+    "model": {"name": "deblur_unet", "args": {"base_ch": 32, "norm": "group", "residual": True}},
     "data": {
         "kind": "skimage",
         "names": ["astronaut", "chelsea", "hubble_deep_field", "immunohistochemistry", "motorcycle_left",

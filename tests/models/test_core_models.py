@@ -208,3 +208,15 @@ def test_student_unet_global_residual_starts_from_the_input(photo) -> None:
         assert torch.equal(res(x), x)
         assert torch.count_nonzero(plain(x)) == 0
     assert n_params(res) == n_params(plain)  # same weights, same state-dict keys
+
+
+def test_deblur_unet_residual_adds_the_input(photo) -> None:
+    """``residual=True`` keeps the seed's weights and keys and adds the input to the output."""
+    x = torch.from_numpy(photo("coffee", 36).transpose(2, 0, 1))[None] * 2 - 1  # the model's [-1, 1] range
+    seed = create_model("deblur_unet", base_ch=8).eval()
+    res = create_model("deblur_unet", base_ch=8, residual=True).eval()
+    res.load_state_dict(seed.state_dict())  # same keys, same shapes
+    with torch.no_grad():
+        assert torch.allclose(res(x), seed(x) + x, atol=1e-6)
+    with pytest.raises(ValueError, match="in_ch == out_ch"):
+        create_model("deblur_unet", in_ch=4, out_ch=3, residual=True)

@@ -65,8 +65,12 @@ class UpBlock(nn.Module):
 class DeblurUNet(nn.Module):
     """GroupNorm U-Net: encoder base*(1,2,4,8) with max-pooling, bottleneck base*16, 1x1 head."""
 
-    def __init__(self, in_ch: int = 3, out_ch: int = 3, base_ch: int = 32, norm: str = "group") -> None:
+    def __init__(self, in_ch: int = 3, out_ch: int = 3, base_ch: int = 32, norm: str = "group", residual: bool = False) -> None:
         super().__init__()
+        if residual and in_ch != out_ch:
+            raise ValueError("deblur_unet: residual needs in_ch == out_ch")
+        #: add the input to the output (the network learns the correction only); False = the seed's network
+        self.residual = residual
         c = base_ch
         self.enc1 = ConvBlock(in_ch, c, norm)
         self.enc2 = ConvBlock(c, c * 2, norm)
@@ -82,6 +86,7 @@ class DeblurUNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
+        inp = x
         # Reflect-pad to a multiple of 16 so every pooling level is exact; on sizes that are
         # already multiples of 16 this computes exactly what the seed's network computes.
         ph, pw = (-h) % 16, (-w) % 16
@@ -97,7 +102,8 @@ class DeblurUNet(nn.Module):
         d = self.up3(d, e3)
         d = self.up2(d, e2)
         d = self.up1(d, e1)
-        return self.final(d)[..., :h, :w]
+        out = self.final(d)[..., :h, :w]
+        return out + inp if self.residual else out
 
 
 @register_model(
@@ -105,6 +111,6 @@ class DeblurUNet(nn.Module):
     description="GroupNorm U-Net of the GoPro deblurring seed (8.64 M params at base_ch=32); inputs in [-1, 1]",
     value_range="-1,1",
 )
-def deblur_unet(in_ch: int = 3, out_ch: int = 3, base_ch: int = 32, norm: str = "group") -> DeblurUNet:
-    """Build :class:`DeblurUNet`."""
-    return DeblurUNet(in_ch=in_ch, out_ch=out_ch, base_ch=base_ch, norm=norm)
+def deblur_unet(in_ch: int = 3, out_ch: int = 3, base_ch: int = 32, norm: str = "group", residual: bool = False) -> DeblurUNet:
+    """Build :class:`DeblurUNet` (``residual=True``: output = input + network output, same weights)."""
+    return DeblurUNet(in_ch=in_ch, out_ch=out_ch, base_ch=base_ch, norm=norm, residual=residual)
