@@ -612,49 +612,30 @@ class OneOf(Op):
         return out, {"chosen": op.name, **params}
 
 
-OpConfig = Annotated[
-    Union[
-        GaussianNoise,
-        PoissonGaussianNoise,
-        SaltPepper,
-        GaussianBlur,
-        MotionBlur,
-        DefocusBlur,
-        Resample,
-        Jpeg,
-        Fade,
-        YellowTint,
-        Stains,
-        InkBleed,
-        BleedThrough,
-        PaperTexture,
-        OneOf,
-    ],
-    Field(discriminator="name"),
-]
+#: every operation class, in documentation order
+_OP_CLASSES: tuple[type["Op"], ...] = (
+    GaussianNoise,
+    PoissonGaussianNoise,
+    SaltPepper,
+    GaussianBlur,
+    MotionBlur,
+    DefocusBlur,
+    Resample,
+    Jpeg,
+    Fade,
+    YellowTint,
+    Stains,
+    InkBleed,
+    BleedThrough,
+    PaperTexture,
+    OneOf,
+)
+
+OpConfig = Annotated[Union[_OP_CLASSES], Field(discriminator="name")]
 
 
 
 OneOf.model_rebuild()
 
 #: every operation class by its ``name``
-OPS: dict[str, type[Op]] = {
-    c.model_fields["name"].default: c
-    for c in (
-        GaussianNoise,
-        PoissonGaussianNoise,
-        SaltPepper,
-        GaussianBlur,
-        MotionBlur,
-        DefocusBlur,
-        Resample,
-        Jpeg,
-        Fade,
-        YellowTint,
-        Stains,
-        InkBleed,
-        BleedThrough,
-        PaperTexture,
-        OneOf,
-    )
-}
+OPS: dict[str, type[Op]] = {c.model_fields["name"].default: c for c in _OP_CLASSES}
