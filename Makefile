@@ -7,7 +7,7 @@ PIP    := $(BIN)/python -m pip
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast browser bench clean mlflow-ui
+.PHONY: install demo test test-fast browser ocr bench clean mlflow-ui
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-demo: install
+demo: install ocr
 	$(BIN)/restorekit demo
 
 # Debian's Chromium for the Playwright end-to-end test (no browser download).
@@ -29,7 +29,19 @@ browser:
 	   (sudo -n apt-get update -qq && sudo -n DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
 	   echo "warning: could not install chromium; the browser test will fail")
 
-test: install browser
+# Debian's Tesseract (English + Sanskrit), the word list and the fonts for the document pages, OCR evaluation and
+# the document demo (restorekit demo --task document); nothing is downloaded from elsewhere.
+OCR_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-san fonts-noto-core fonts-lohit-deva fonts-dejavu-core wamerican
+ocr:
+	@( command -v tesseract >/dev/null 2>&1 && tesseract --list-langs 2>/dev/null | grep -qx san && \
+	   [ -f /usr/share/fonts/truetype/lohit-devanagari/Lohit-Devanagari.ttf ] && [ -f /usr/share/dict/words ] && \
+	   [ -f /usr/share/fonts/truetype/noto/NotoSansDevanagari-Regular.ttf ] ) || \
+	  (echo "installing Debian's Tesseract, fonts and word list for the document tools"; \
+	   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(OCR_PACKAGES) >/dev/null) || \
+	   (sudo -n apt-get update -qq && sudo -n DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(OCR_PACKAGES) >/dev/null) || \
+	   echo "warning: could not install $(OCR_PACKAGES); the OCR tests will fail")
+
+test: install browser ocr
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: install

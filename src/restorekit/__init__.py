@@ -18,6 +18,9 @@ _LAZY = {
     "read_image": ("restorekit.io.image", "read_image"),
     "write_image": ("restorekit.io.image", "write_image"),
     "restore_image": ("restorekit.inference", "restore_image"),
+    "load_restorer": ("restorekit.inference", "load_restorer"),
+    "Restorer": ("restorekit.inference", "Restorer"),
+    "RestoreOptions": ("restorekit.inference", "RestoreOptions"),
     "resolve_device": ("restorekit.device", "resolve_device"),
 }
 

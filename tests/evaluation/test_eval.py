@@ -98,7 +98,6 @@ def test_noisy_input_scores_below_its_nlm_denoised_version(noisy_set: Path) -> N
 class _Smooth(nn.Module):
     """A fixed 5x5 Gaussian smoother: a stand-in denoising model."""
 
-    restorekit_value_range = "0,1"
 
     def __init__(self) -> None:
         super().__init__()

@@ -13,6 +13,7 @@ from restorekit.errors import ConfigError
 from restorekit.export import ExportError, export_model
 from restorekit.inference import OnnxRuntime, TorchScriptRuntime, make_runtime, restore_image
 from restorekit.inference.runtime import META_KEY
+from restorekit.models.spec import ModelCard, card_of, set_card
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +35,8 @@ def test_round_trip(tmp_path, photo, request, fmt, suffix, which):
     assert res.verify_shapes[0][0] == 2  # verified with batch 2 at another size than the export example
     rt = make_runtime(tmp_path / f"m{suffix}", "cpu")
     assert isinstance(rt, OnnxRuntime if fmt == "onnx" else TorchScriptRuntime)
-    assert rt.info.arch == model.restorekit_arch and rt.info.value_range == model.restorekit_value_range
-    assert rt.info.size_multiple == 16
+    assert rt.info.arch == card_of(model).arch and rt.info.value_range == card_of(model).value_range
+    assert rt.info.size_multiple == 4  # 2 ** len(enc_blk_nums) for this small NAFNet
     # dynamic height/width and batch: odd-sized image, tiled with batch 3, equals the eager module
     img = photo("astronaut", 128)[:101, :77]
     a = restore_image(model, img, tile=64, overlap=16, batch=3, backend="eager")
@@ -106,8 +107,6 @@ def test_safetensors_package_and_cli(tmp_path, unet, capsys):
 def test_failed_verification_leaves_no_file(tmp_path):
     class ShapeDependent(torch.nn.Module):
         """Branches on the input width: tracing bakes the branch in, verification at another size catches it."""
-
-        restorekit_arch = "shape_dependent"
 
         def forward(self, x):
             if x.shape[-2] == 64:

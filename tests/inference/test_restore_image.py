@@ -10,6 +10,7 @@ import torch
 
 from restorekit.errors import ConfigError
 from restorekit.inference import Runtime, make_runtime, plan_tile, restore_image, restore_tensor
+from restorekit.models.spec import ModelCard, card_of, set_card
 
 
 def psnr(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> float:
@@ -219,7 +220,7 @@ def test_other_errors_not_retried(tm):
 
     rt = Broken(make_runtime(tm.ShallowConv(), "cpu", "eager").info, torch.device("cpu"))
     with pytest.raises(ValueError):
-        restore_image(rt, np.zeros((64, 64, 3), np.float32), tile=32)
+        restore_image(rt, np.zeros((64, 64, 3), np.float32), tile=32, overlap=8)
     assert Broken.calls == 1
 
 
@@ -228,7 +229,7 @@ def test_tlc_decision_logged(tm, caplog):
     with caplog.at_level(logging.INFO, logger="restorekit.inference"):
         restore_image(m, np.zeros((64, 64, 3), np.float32), tile=0, backend="eager")
     assert "TLC not applied to nafnet: training size unknown" in caplog.text
-    m.restorekit_train_size = [64, 64]
+    set_card(m, card_of(m).with_(train_size=(64, 64)))
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="restorekit.inference"):
         restore_image(m, np.zeros((64, 64, 3), np.float32), tile=0, backend="eager")
@@ -249,7 +250,7 @@ def test_tlc_applied_to_a_copy_for_large_tiles(tm, monkeypatch, caplog):
 
     monkeypatch.setitem(sys.modules, "restorekit.models.tlc", types.SimpleNamespace(enable_tlc=fake_enable_tlc))
     m = tm.tiny_nafnet()
-    m.restorekit_train_size = [16, 16]
+    set_card(m, card_of(m).with_(train_size=(16, 16)))
     img = np.zeros((64, 48, 3), np.float32)
     with caplog.at_level(logging.INFO, logger="restorekit.inference"):
         restore_image(m, img, tile=0, backend="eager")
@@ -268,7 +269,7 @@ def test_real_tlc_changes_output_and_exports(tm):
     img = np.random.default_rng(0).random((128, 96, 3), dtype=np.float32)
     plain = restore_image(tm.tiny_nafnet(), img, tile=0, backend="eager")
     m = tm.tiny_nafnet()
-    m.restorekit_train_size = [32, 32]
+    set_card(m, card_of(m).with_(train_size=(32, 32)))
     eager = restore_image(m, img, tile=0, backend="eager")
     onnx = restore_image(m, img, tile=0, backend="onnxruntime")
     assert np.abs(eager - plain).max() > 1e-5

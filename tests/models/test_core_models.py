@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
+
+from restorekit.errors import ConfigError
 import torch.nn.functional as F
 
 from restorekit.models import create_model
 from restorekit.models.layers import LayerNorm2d
 from restorekit.models.loading import load_model
 from restorekit.models.package import save_package
+from restorekit.models.spec import ModelCard, card_of, set_card
 
 
 def n_params(m: torch.nn.Module) -> int:
@@ -192,8 +195,8 @@ def test_package_round_trip(tmp_path, name, kwargs, inputs) -> None:
     args = inputs()
     with torch.no_grad():
         assert torch.equal(m(*args), loaded(*args))
-    assert loaded.restorekit_arch == name and not loaded.training
-    assert loaded.restorekit_train_size == [64, 64]
+    assert card_of(loaded).arch == name and not loaded.training
+    assert card_of(loaded).train_size == (64, 64)
 
 
 def test_student_unet_global_residual_starts_from_the_input(photo) -> None:
@@ -218,5 +221,5 @@ def test_deblur_unet_residual_adds_the_input(photo) -> None:
     res.load_state_dict(seed.state_dict())  # same keys, same shapes
     with torch.no_grad():
         assert torch.allclose(res(x), seed(x) + x, atol=1e-6)
-    with pytest.raises(ValueError, match="in_ch == out_ch"):
+    with pytest.raises(ConfigError, match="in_ch == out_ch"):
         create_model("deblur_unet", in_ch=4, out_ch=3, residual=True)

@@ -11,6 +11,7 @@ from restorekit.errors import CheckpointError
 from restorekit.models import create_model
 from restorekit.models.loading import load_model
 from restorekit.models.package import save_package
+from restorekit.models.spec import ModelCard, card_of, set_card
 
 
 def _perturb(model: torch.nn.Module, seed: int) -> torch.nn.Module:
@@ -58,9 +59,9 @@ def test_arch_inference_from_basicsr_file(tmp_path: Path, name: str) -> None:
     path = tmp_path / "net_g_latest.pth"
     torch.save({"params": m.state_dict()}, path)
     loaded = load_model(path, **({"num_heads": 3} if name == "vit_restorer" else {}))
-    assert loaded.restorekit_arch == name and not loaded.training
+    assert card_of(loaded).arch == name and not loaded.training
     for k, v in SMALL[name].items():
-        assert loaded.restorekit_args[k] == v, k
+        assert card_of(loaded).args[k] == v, k
     _same(m, loaded, name)
     # the loaded module can be re-packaged and loads back identically
     pkg = save_package(loaded, tmp_path / "re.safetensors")
@@ -82,7 +83,7 @@ def test_restormer_inference_details(tmp_path: Path) -> None:
     path = tmp_path / "motion_deblurring.pth"
     torch.save({"params": m.state_dict()}, path)
     loaded = load_model(path)
-    a = loaded.restorekit_args
+    a = card_of(loaded).args
     assert a["heads"] == [1, 3, 3, 6] and a["bias"] is True and a["LayerNorm_type"] == "WithBias"
     assert a["ffn_expansion_factor"] == 2.66
     _same(m, loaded, "restormer")
@@ -103,7 +104,8 @@ def test_lightning_checkpoint(tmp_path: Path) -> None:
     torch.save(ckpt, path)
     loaded = load_model(path)
     # hyper_parameters win over the shape-based guess (which would say legacy 3 levels)
-    assert loaded.restorekit_arch == "student_unet" and loaded.restorekit_args == {"base_filters": 8, "depth": 3}
+    assert card_of(loaded).arch == "student_unet"
+    assert {k: card_of(loaded).args[k] for k in ("base_filters", "depth")} == {"base_filters": 8, "depth": 3}
     assert loaded.pad_multiple == 8
     _same(m, loaded, "student_unet")
 
@@ -120,7 +122,7 @@ def test_seed_files_and_prefixes(tmp_path: Path) -> None:
                 "optimizer_state_dict": opt.state_dict(), "psnr": 27.1, "ssim": 0.85, "train_loss": 0.1,
                 "val_loss": 0.2}, path)
     loaded = load_model(path)
-    assert loaded.restorekit_value_range == "-1,1"
+    assert card_of(loaded).value_range == "-1,1"
     _same(m, loaded, "deblur_unet")
     # raw seed: ModelWrapper's bare state dict, keys prefixed "model."
     c = _perturb(create_model("nafnet_cond", **SMALL["nafnet_cond"]), 6)
@@ -135,7 +137,7 @@ def test_distillation_seed_three_level_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "student_model_v2.pth"
     torch.save(m.state_dict(), path)
     loaded = load_model(path)
-    assert loaded.restorekit_args["legacy_three_levels"] is True and loaded.levels == 3
+    assert card_of(loaded).args["legacy_three_levels"] is True and loaded.levels == 3
     _same(m, loaded, "student_unet")
 
 
@@ -146,8 +148,8 @@ def test_vit_kaggle_head_and_repo_head(tmp_path: Path) -> None:
     path = tmp_path / "best_psnr.pth"
     torch.save({"epoch": 10, "model_state_dict": sd, "best_val_psnr": 24.0, "config": {"img_size": 32}}, path)
     kaggle = load_model(path, preset="tiny")
-    assert kaggle.restorekit_args["use_simple_head"] is True and kaggle.restorekit_args["img_size"] == 32
-    assert kaggle.restorekit_args["num_heads"] == 3
+    assert card_of(kaggle).args["use_simple_head"] is True and card_of(kaggle).args["img_size"] == 32
+    assert card_of(kaggle).args["num_heads"] == 3
     _same(repo, kaggle, "vit_restorer")
 
 

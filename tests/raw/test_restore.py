@@ -19,7 +19,6 @@ from restorekit.raw.unprocess import make_synthetic_scenes
 class PixelwiseRaw(nn.Module):
     """A per-pixel stand-in for nafnet_cond: mixes the residual with the (upsampled) mosaic by the condition."""
 
-    restorekit_value_range = "0,1"
 
     def forward(self, rggb: torch.Tensor, cond: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         up = F.pixel_shuffle(rggb[:, [0, 1, 2, 3] * 3], 2)  # (B, 3, 2h, 2w): the mosaic value at each pixel

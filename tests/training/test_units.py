@@ -12,6 +12,7 @@ from restorekit.training.ema import ema_update, make_ema_copy
 from restorekit.training.forward import predict01, run_model
 from restorekit.training.plan import Stage, accumulation_schedule, make_plan, total_steps
 from restorekit.training.schedules import LRMultiplier, build_scheduler
+from restorekit.models.spec import ModelCard, card_of, set_card
 
 
 def test_cosine_with_warmup_endpoints():
@@ -100,7 +101,7 @@ def test_run_model_dispatch_and_value_range(photo):
 
     img = torch.from_numpy(photo("astronaut", 32)).permute(2, 0, 1)[None]
     ident = nn.Identity()
-    ident.restorekit_value_range = "-1,1"
+    set_card(ident, ModelCard(arch="foreign", args={}, value_range="-1,1"))
     assert torch.equal(run_model(ident, img), img)
     # [0,1] in -> model sees [-1,1] -> back to [0,1]
     assert torch.allclose(predict01(ident, {"input": img}), img, atol=1e-6)
@@ -112,13 +113,13 @@ def test_run_model_dispatch_and_value_range(photo):
             return x
 
     probe = Probe()
-    probe.restorekit_value_range = "-1,1"
+    set_card(probe, ModelCard(arch="foreign", args={}, value_range="-1,1"))
     predict01(probe, img)
     assert seen["min"] < -0.5 and seen["max"] > 0.5
     raw = {"rggb": torch.rand(1, 4, 16, 16), "cond": torch.ones(1, 1), "residual": img}
     assert torch.allclose(run_model(_RawNet(), raw), img)
     m = create_model("deblur_unet", base_ch=8)
-    assert m.restorekit_value_range == "-1,1"
+    assert card_of(m).value_range == "-1,1"
     assert predict01(m, img).shape == img.shape
     with pytest.raises(KeyError):
         run_model(m, {"target": img})

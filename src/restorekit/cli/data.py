@@ -1,4 +1,4 @@
-"""`restorekit data`: dataset tools: preview, pack (and align, from the raw pipeline)."""
+"""`restorekit data`: dataset tools: preview, pack, pages (and align, from the raw pipeline)."""
 
 from __future__ import annotations
 
@@ -45,6 +45,24 @@ def register(sub) -> None:  # noqa: ANN001
     pk.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     pk.add_argument("--raw", action="store_true", help="pack a raw (RawNIND-style) dataset with the raw pipeline")
     pk.set_defaults(func=run_pack)
+
+    pg = dsub.add_parser(
+        "pages",
+        help="generate document pages (Latin/Devanagari text, system fonts) with ground-truth text and degraded copies",
+        description="Render N clean pages from text with system fonts (clean/*.png + clean/*.txt) and degrade them "
+                    "(degraded/*.png); see docs/documents.md.",
+    )
+    pg.add_argument("--out", required=True, help="output folder (clean/, degraded/, pages.json)")
+    pg.add_argument("--n", type=int, default=8, help="number of pages (default 8)")
+    pg.add_argument("--script", choices=["latin", "devanagari", "both"], default="both", help="text script (both alternates)")
+    pg.add_argument("--size", type=int, nargs=2, default=[512, 384], metavar=("W", "H"), help="page size in pixels (default 512 384)")
+    pg.add_argument("--font-size", type=int, nargs=2, default=[20, 28], metavar=("MIN", "MAX"), help="font size range in pixels")
+    pg.add_argument("--fonts", default=None, help="comma list of font names or .ttf paths (default: per script, see docs)")
+    pg.add_argument("--degrade", default="document",
+                    help="document (default), blur-noise-yellow, none, or any degradation preset (e.g. manuscript)")
+    pg.add_argument("--seed", type=int, default=0)
+    pg.add_argument("--overwrite", action="store_true", help="replace pages already in --out")
+    pg.set_defaults(func=run_pages)
 
     try:
         from restorekit.raw.cli import register_data_commands
@@ -103,6 +121,22 @@ def run_preview(args: argparse.Namespace) -> int:
         raise DataError("the validation split is empty (no validation source and val_fraction gave none)")
     out = preview_dataset(ds, args.out, n=args.n, epoch=args.epoch)
     print(f"wrote {out} ({min(args.n, len(ds))} {args.split} samples, seed {seed}, epoch {args.epoch})")
+    return 0
+
+
+def run_pages(args: argparse.Namespace) -> int:
+    from restorekit.documents.pages import PageStyle, generate_pages
+
+    fonts = None
+    if args.fonts:
+        names = [f.strip() for f in args.fonts.split(",") if f.strip()]
+        scripts = ["latin", "devanagari"] if args.script == "both" else [args.script]
+        fonts = {s: names for s in scripts}
+    style = PageStyle(width=args.size[0], height=args.size[1], font_size=(args.font_size[0], args.font_size[1]))
+    m = generate_pages(args.out, args.n, script=args.script, style=style, fonts=fonts, degrade=args.degrade,
+                       seed=args.seed, overwrite=args.overwrite)
+    print(f"wrote {m['n']} pages ({args.script}, {style.width}x{style.height}) to {args.out}: clean/*.png + .txt"
+          + (", degraded/*.png" if m["degrade"] is not None else "") + ", pages.json")
     return 0
 
 

@@ -49,6 +49,9 @@ def register(sub) -> None:  # noqa: ANN001
     p.add_argument("--skip-missing", action="store_true", help="score matched pairs only when some files have no partner")
     p.add_argument("--no-images", action="store_true", help="do not write comparison images")
     p.add_argument("--title", default=None, help="report title")
+    p.add_argument("--ocr", default=None, metavar="LANGS",
+                   help="also read every page with Tesseract (e.g. eng,san) and report CER/WER of the clean, degraded "
+                        "and restored pages; needs <name>.txt ground truth beside the target images")
     p.set_defaults(func=run)
 
 
@@ -103,7 +106,13 @@ def run(args: argparse.Namespace) -> int:
         if not args.target:
             raise ConfigError("--pred needs --target DIR")
         baselines = args.baselines or ("all" if args.input else "none")
-        res = evaluate_folders(args.pred, args.target, input_dir=args.input, baselines=baselines, **common)
+        if args.ocr:
+            from restorekit.documents.ocr import evaluate_with_ocr
+
+            res = evaluate_with_ocr(args.ocr, pred_dir=args.pred, target_dir=args.target, input_dir=args.input,
+                                    baselines=baselines, **common)
+        else:
+            res = evaluate_folders(args.pred, args.target, input_dir=args.input, baselines=baselines, **common)
     elif args.model:
         if args.data and (args.input or args.target):
             raise ConfigError("give either --data or --input/--target, not both")
@@ -113,9 +122,20 @@ def run(args: argparse.Namespace) -> int:
             data = (args.input, args.target)
         else:
             raise ConfigError("--model needs --data PATH or --input DIR --target DIR")
-        res = evaluate_model(args.model, data, baselines=args.baselines or "all", tile=tile, overlap=args.overlap,
-                             device=args.device, ensemble=args.ensemble, backend=args.backend, **common)
+        if args.ocr:
+            from restorekit.documents.ocr import evaluate_with_ocr
+
+            res = evaluate_with_ocr(args.ocr, model=args.model, data=data, baselines=args.baselines or "none", tile=tile,
+                                    overlap=args.overlap, device=args.device, ensemble=args.ensemble,
+                                    backend=args.backend, **common)
+        else:
+            res = evaluate_model(args.model, data, baselines=args.baselines or "all", tile=tile, overlap=args.overlap,
+                                 device=args.device, ensemble=args.ensemble, backend=args.backend, **common)
     else:
         raise ConfigError("nothing to evaluate: pass --pred DIR --target DIR, or --model M with --data/--input/--target")
     _print_summary(res)
+    if args.ocr:
+        for lang, s in res["ocr"].items():
+            print(f"  OCR {lang} ({s['n_pages']} pages): CER clean {s.get('clean_cer', float('nan')):.3f}, "
+                  f"input {s.get('input_cer', float('nan')):.3f}, output {s.get('output_cer', float('nan')):.3f}")
     return 0

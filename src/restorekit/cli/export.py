@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from restorekit.models.spec import arch_of
 
 
 def register(sub) -> None:  # noqa: ANN001
@@ -41,5 +42,5 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--model '{args.model}': no such file and not a registered architecture ({', '.join(list_models())})")
     res = export_model(model, args.out, args.format, verify=not args.no_verify, tolerance=args.tolerance)
     diff = "not verified" if res.max_abs_diff is None else f"max abs diff vs PyTorch {res.max_abs_diff:.2e} on {res.verify_shapes}"
-    print(f"exported {getattr(model, 'restorekit_arch', 'model')} to {res.path} ({res.format}, {res.size_bytes / 1e6:.1f} MB); {diff}")
+    print(f"exported {arch_of(model)} to {res.path} ({res.format}, {res.size_bytes / 1e6:.1f} MB); {diff}")
     return 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 from typing import Any
+from restorekit.models.spec import args_of, caps_of
 
 
 def register(sub: "argparse._SubParsersAction") -> None:
@@ -52,7 +53,9 @@ def run_list(args: argparse.Namespace) -> int:
     rows = []
     for name in list_models():
         s = get_spec(name)
-        rows.append({"name": name, "value_range": s.value_range, "size_multiple": s.size_multiple,
+        caps = s.caps()
+        rows.append({"name": name, "value_range": caps.value_range, "size_multiple": caps.size_multiple,
+                     "inputs": list(caps.inputs), "tlc": caps.tlc, "native_size": caps.native_size,
                      "presets": sorted(s.presets), "description": s.description})
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -90,13 +93,16 @@ def run_info(args: argparse.Namespace) -> int:
         raise ConfigError(f"--size {h} {w}: sizes must be positive")
     info = model_summary(model, (h, w))
     info["source"] = source
-    info["args"] = getattr(model, "restorekit_args", {})
+    info["args"] = args_of(model)
     if args.json:
         print(json.dumps(info, default=str))
         return 0
     print(f"model:       {info['arch']}  ({source})")
     print(f"arguments:   {json.dumps(info['args'], default=str)}")
     print(f"value range: [{info['value_range']}]")
+    caps = caps_of(model)
+    print(f"capabilities: size multiple {caps.size_multiple}, inputs {', '.join(caps.inputs)}, TLC {'yes' if caps.tlc else 'no'}"
+          f"{f', native size {caps.native_size}' if caps.native_size else ''}")
     print(f"parameters:  {info['params']:,} ({info['params'] / 1e6:.2f} M)")
     print(f"MACs:        {info['gmacs']:.2f} G at 1x{h}x{w} (1 MAC = one multiply-add; element-wise ops not counted)")
     parts = ", ".join(f"{k} {v / 1e9:.2f} G" for k, v in sorted(info["macs_by_op"].items()))

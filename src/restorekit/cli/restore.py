@@ -134,13 +134,13 @@ def output_path(src: Path, rel: Path, out_dir: Path, suffix: str, fmt: str, is_r
 def _load(args: argparse.Namespace):  # noqa: ANN202
     """The model as an nn.Module, or a Runtime for exported files."""
     from restorekit.errors import ConfigError
-    from restorekit.inference.runtime import _is_exported_path, make_runtime
+    from restorekit.inference.runtime import exported_kind, make_runtime
     from restorekit.models.loading import load_model
     from restorekit.models.registry import create_model, list_models
 
     p = Path(args.model)
     if p.exists():
-        if _is_exported_path(p):
+        if exported_kind(p):
             return make_runtime(p, args.device)
         return load_model(p)
     if args.model in list_models():

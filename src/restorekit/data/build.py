@@ -16,9 +16,11 @@ from restorekit.data.config import (
     parse_data_config,
 )
 from restorekit.data.dataset import RestoreDataset
+from restorekit.data.dedup import KNOWN_GROUPS, dedup_split
 from restorekit.data.sources import (
     Item,
     Problem,
+    SkimageRef,
     check_items,
     clean_items,
     gopro_items,
@@ -89,6 +91,27 @@ def split_items(items: list[Item], fraction: float, seed: int, by: str = "auto")
     return train, val
 
 
+#: content de-duplication of a split loads every image once; above this many images it is skipped (logged)
+DEDUP_MAX_ITEMS = 2000
+
+
+def dedup_train_items(train: list[Item], val: list[Item]) -> tuple[list[Item], dict[str, Any]]:
+    """Drop training items whose target duplicates a validation target by content (exact pixels,
+    near-duplicate thumbnails, or a known alias / stereo group, see :mod:`restorekit.data.dedup`).
+
+    Returns the kept items and a record for ``split.json``: ``{"checked", "dropped": [...]}``.
+    """
+    if not train or not val:
+        return train, {"checked": True, "dropped": []}
+    if len(train) + len(val) > DEDUP_MAX_ITEMS:
+        log.warning("split: %d images, more than %d: content de-duplication skipped", len(train) + len(val), DEDUP_MAX_ITEMS)
+        return train, {"checked": False, "reason": f"more than {DEDUP_MAX_ITEMS} images", "dropped": []}
+    # the alias / stereo table names scikit-image's photos: it must not join user files called "cat"
+    known = {it.name: KNOWN_GROUPS[it.name] for it in train + val if isinstance(it.target, SkimageRef) and it.name in KNOWN_GROUPS}
+    kept, dropped = dedup_split(train, val, load=lambda it: it.target.load(), known=known)
+    return kept, {"checked": True, "dropped": dropped}
+
+
 def _source_desc(cfg: CommonDataConfig) -> dict[str, Any]:
     return {k: v for k, v in cfg.model_dump().items() if k in ("kind", "root", "input_dir", "target_dir", "file", "dir", "names", "blur_dir")}
 
@@ -97,8 +120,9 @@ def build_datasets(cfg: Any, *, seed: int, run_dir: str | Path | None = None) ->
     """Build the (train, val) datasets of a ``data:`` config (a config object or a dict).
 
     Pairing problems are checked up front (see ``data.check`` / ``data.on_error``).
-    Without a validation source, a seeded ``val_fraction`` split is made; the
-    split (train/val names) is written to ``run_dir/split.json`` when given
+    Without a validation source, a seeded ``val_fraction`` split is made. Either way, training
+    images that duplicate a validation image by content are dropped (:func:`dedup_train_items`). The
+    split (train/val names, dropped duplicates) is written to ``run_dir/split.json`` when given
     (with no validation sample at all, validation falls back to the training images, full size),
     and skipped problems to ``run_dir/data_problems.json``.
     ``kind: raw`` is handed to :func:`restorekit.raw.dataset.build_raw_datasets`.
@@ -132,6 +156,7 @@ def build_datasets(cfg: Any, *, seed: int, run_dir: str | Path | None = None) ->
     else:
         train_items, val_items = split_items(items, cfg.val_fraction, seed, cfg.split_by)
         how = f"seeded split, val_fraction={cfg.val_fraction}"
+    train_items, dedup = dedup_train_items(train_items, val_items)
     if not train_items:
         raise DataError(f"{src}: no training samples left after the split")
 
@@ -159,6 +184,7 @@ def build_datasets(cfg: Any, *, seed: int, run_dir: str | Path | None = None) ->
                 "train": [it.name for it in train_items],
                 "val": [it.name for it in val_items],
                 "val_from_train": val_from_train,
+                "dedup": dedup,
             },
         )
         if problems:

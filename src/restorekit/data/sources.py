@@ -80,6 +80,8 @@ SKIMAGE_LOADERS: dict[str, Callable[[], np.ndarray]] = {
             "retina",
             "colorwheel",
             "camera",
+            "clock",
+            "cell",
             "page",
             "text",
             "coins",

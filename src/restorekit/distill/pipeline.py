@@ -29,6 +29,7 @@ from restorekit.distill.cache import CacheItem, precompute_teacher
 from restorekit.distill.config import DistillConfig
 from restorekit.distill.fingerprint import cache_fingerprint, canonical_json, hash_file, sha256_text, teacher_hash
 from restorekit.errors import CheckpointError, ConfigError
+from restorekit.models.spec import arch_of
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +256,7 @@ def run_distill(cfg: DistillConfig, out_dir: str | Path, *, resume: str | None =
     teacher_path = ensure_teacher(cfg, out, resume, quiet)
     timings["teacher"] = round(time.perf_counter() - t0, 1)
     teacher = load_teacher(teacher_path, cfg.teacher.arch, **cfg.teacher.load_args)
-    _say(f"teacher: {getattr(teacher, 'restorekit_arch', type(teacher).__name__)} from {teacher_path} (frozen, eval)", quiet)
+    _say(f"teacher: {arch_of(teacher)} from {teacher_path} (frozen, eval)", quiet)
 
     scfg = cfg.student
     cache_info: dict[str, Any] = {"mode": cfg.teacher.mode}

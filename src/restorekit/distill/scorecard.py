@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from restorekit.utils.atomic import atomic_write_json, atomic_write_text
+from restorekit.models.spec import arch_of
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ def score_models(
         p, s, _ = quality(fn, pairs)
         params, gmacs = model_cost(model)
         ms = latency_ms_per_megapixel(fn, probe, repeats=latency_repeats)
-        scores[key] = Score(p, s, params, gmacs, ms, name=str(getattr(model, "restorekit_arch", type(model).__name__)))
+        scores[key] = Score(p, s, params, gmacs, ms, name=str(arch_of(model)))
     return scores
 
 

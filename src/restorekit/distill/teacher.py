@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 
 from restorekit.models.value_range import from_model_range, model_value_range, to_model_range
+from restorekit.models.spec import arch_of, args_of, card_of
 
 
 def freeze(model: nn.Module) -> nn.Module:
@@ -86,9 +87,9 @@ def teacher_image_fn(
 def teacher_run_settings(teacher: nn.Module, **settings: Any) -> dict[str, Any]:
     """How the teacher is run, for the cache fingerprint: arch, args, value range, train size, tiling settings."""
     return {
-        "arch": getattr(teacher, "restorekit_arch", type(teacher).__name__),
-        "arch_args": getattr(teacher, "restorekit_args", {}),
+        "arch": arch_of(teacher),
+        "arch_args": args_of(teacher),
         "value_range": model_value_range(teacher),
-        "train_size": getattr(teacher, "restorekit_train_size", None),
+        "train_size": (card_of(teacher).train_size if card_of(teacher) else None),
         **settings,
     }

@@ -37,6 +37,7 @@ from restorekit.evaluation.baselines import BASELINES, resolve_baselines
 from restorekit.evaluation.sources import EvalSample, folder_samples, iterable_samples, resolve_data
 from restorekit.metrics.image import PSNR_CAP, measure
 from restorekit.metrics.protocol import Protocol, resolve_protocol
+from restorekit.models.spec import arch_of
 
 log = logging.getLogger(__name__)
 
@@ -355,7 +356,7 @@ def make_model_fn(
             module = load_model(p)
             runner = module
     elif module is not None:
-        label = str(getattr(module, "restorekit_arch", type(module).__name__))
+        label = str(arch_of(module))
     if module is not None:
         module.eval()
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+from restorekit.models.spec import arch_of, args_of
 
 log = logging.getLogger("restorekit.inference")
 
@@ -65,7 +66,7 @@ def bytes_per_pixel(model: Any, probe: int = 64) -> float:
         model = src
     if not isinstance(model, nn.Module):
         return float(DEFAULT_BYTES_PER_PIXEL)
-    key = json.dumps([getattr(model, "restorekit_arch", type(model).__name__), getattr(model, "restorekit_args", {})],
+    key = json.dumps([arch_of(model), args_of(model)],
                      sort_keys=True, default=str)
     if key in _BPP_CACHE:
         return _BPP_CACHE[key]

@@ -18,7 +18,6 @@ TorchScript file (``.pt``/``.ts``/``.torchscript``), with ``backend`` one of
 from __future__ import annotations
 
 import copy
-import io
 import json
 import logging
 import os
@@ -31,39 +30,48 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from restorekit.errors import CheckpointError, ConfigError
+from restorekit.inference.options import BACKENDS
+from restorekit.models.spec import Capabilities, caps_of, card_of
 
 log = logging.getLogger("restorekit.inference")
 
-BACKENDS = ("auto", "eager", "compile", "onnxruntime", "torchscript")
 ONNX_SUFFIXES = (".onnx",)
 TORCHSCRIPT_SUFFIXES = (".pt", ".ts", ".torchscript", ".jit")
 #: name of the JSON metadata entry in exported files (ONNX metadata_props key, TorchScript _extra_files name)
 META_KEY = "restorekit.json"
 
-#: size multiples of the built-in architectures whose padding is internal (the registry says 1 for them)
-KNOWN_SIZE_MULTIPLES = {"deblur_unet": 16, "nafnet": 16, "nafnet_cond": 16, "restormer": 8, "unet": 16, "student_unet": 16}
-
-
 @dataclass
 class ModelInfo:
-    """What inference needs to know about a model, whatever its format."""
+    """What inference needs to know about a model, whatever its format: architecture, arguments, capabilities."""
 
     arch: str | None = None
     arch_args: dict[str, Any] = field(default_factory=dict)
-    value_range: str = "0,1"
-    size_multiple: int = 1
+    caps: Capabilities = field(default_factory=Capabilities)
     train_size: tuple[int, int] | None = None
-    inputs: list[str] = field(default_factory=lambda: ["input"])
+
+    @property
+    def value_range(self) -> str:
+        return self.caps.value_range
+
+    @property
+    def size_multiple(self) -> int:
+        return self.caps.size_multiple
+
+    @property
+    def inputs(self) -> list[str]:
+        return list(self.caps.inputs)
 
     def to_json(self) -> str:
         return json.dumps(
             {
-                "restorekit_export": "1",
+                "restorekit_export": "2",
                 "arch": self.arch,
                 "arch_args": self.arch_args,
+                "caps": self.caps.to_json(),
+                "train_size": list(self.train_size) if self.train_size else None,
+                # format 1 readers
                 "value_range": self.value_range,
                 "size_multiple": self.size_multiple,
-                "train_size": list(self.train_size) if self.train_size else None,
                 "inputs": self.inputs,
             },
             default=str,
@@ -75,45 +83,32 @@ class ModelInfo:
             d = json.loads(text) if text else {}
         except json.JSONDecodeError as exc:
             raise CheckpointError(f"'{source}': malformed restorekit metadata ({exc})") from exc
+        if not isinstance(d, dict):
+            raise CheckpointError(f"'{source}': malformed restorekit metadata (not a JSON object)")
         ts = d.get("train_size")
+        if isinstance(d.get("caps"), dict):
+            caps = Capabilities.from_json(d["caps"])
+        else:  # format 1: value range, size multiple and inputs only
+            caps = Capabilities.from_json({k: d[k] for k in ("value_range", "size_multiple", "inputs") if k in d})
         return cls(
             arch=d.get("arch"),
             arch_args=dict(d.get("arch_args") or {}),
-            value_range=str(d.get("value_range", "0,1")),
-            size_multiple=int(d.get("size_multiple", 1) or 1),
-            train_size=tuple(ts) if ts else None,  # type: ignore[arg-type]
-            inputs=list(d.get("inputs") or ["input"]),
+            caps=caps,
+            train_size=(int(ts[0]), int(ts[1])) if isinstance(ts, (list, tuple)) and len(ts) == 2 else None,
         )
 
 
 def model_info(model: nn.Module) -> ModelInfo:
-    """Collect :class:`ModelInfo` from the attributes ``create_model``/``load_package`` set on a module."""
-    from restorekit.models.value_range import model_value_range
+    """:class:`ModelInfo` of a module from its :class:`~restorekit.models.spec.ModelCard` and its spec.
 
-    arch = getattr(model, "restorekit_arch", None)
-    mult = int(getattr(model, "restorekit_size_multiple", 0) or 0)
-    if not mult and arch:
-        try:
-            from restorekit.models.registry import get_spec
-
-            mult = int(get_spec(arch).size_multiple or 1)
-        except Exception:  # noqa: BLE001 - unknown arch: fall back to the table
-            mult = 1
-        mult = max(mult, KNOWN_SIZE_MULTIPLES.get(arch, 1))
-    # internal padding multiples the architectures expose (padding externally to them changes nothing)
-    for attr, factor in (("padder_size", 2 if arch == "nafnet_cond" else 1), ("pad_multiple", 1), ("patch_size", 1)):
-        v = getattr(model, attr, None)
-        if isinstance(v, int) and v > 0:
-            mult = max(mult or 1, v * factor)
-    ts = getattr(model, "restorekit_train_size", None)
-    inputs = ["rggb", "cond", "residual"] if arch == "nafnet_cond" else ["input"]
+    Foreign modules (not built by restorekit) are taken as RGB models in [0, 1] with no size constraint.
+    """
+    card = card_of(model)
     return ModelInfo(
-        arch=arch,
-        arch_args=dict(getattr(model, "restorekit_args", {}) or {}),
-        value_range=model_value_range(model),
-        size_multiple=max(1, mult or 1),
-        train_size=tuple(ts) if ts else None,  # type: ignore[arg-type]
-        inputs=inputs,
+        arch=card.arch if card else None,
+        arch_args=dict(card.args) if card else {},
+        caps=caps_of(model),
+        train_size=card.train_size if card else None,
     )
 
 
@@ -158,12 +153,21 @@ class Runtime:
         y = self._forward(to_model_range(x, self.value_range))
         return from_model_range(y[..., :h, :w], self.value_range)
 
+    def run_inputs(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        """Run a model with several inputs (in :attr:`Capabilities.inputs` order) as they are -> CPU float32."""
+        raise ConfigError(f"runtime {self.name} cannot run a model with inputs {self.info.inputs}")
+
     def describe(self) -> str:
         return f"{self.name} on {self.device}"
 
 
 class TorchRuntime(Runtime):
-    """Eager PyTorch (optionally channels_last and/or ``torch.compile``)."""
+    """Eager PyTorch (optionally channels_last, half precision on GPUs and/or ``torch.compile``).
+
+    ``channels_last`` None: the architecture's measured preference for the device
+    (:attr:`Capabilities.channels_last`). ``precision``: ``auto`` (fp16 on CUDA, fp32
+    elsewhere), ``fp32``, ``fp16``, ``bf16`` (autocast; outputs are returned as float32).
+    """
 
     def __init__(
         self,
@@ -173,11 +177,13 @@ class TorchRuntime(Runtime):
         channels_last: bool | None = None,
         compile: bool = False,
         info: ModelInfo | None = None,
+        precision: str = "auto",
     ) -> None:
         super().__init__(info or model_info(model), device)
         if channels_last is None:
-            channels_last = device.type in ("cpu", "cuda")
+            channels_last = self.info.caps.prefers_channels_last(device)
         self.channels_last = bool(channels_last)
+        self.autocast_dtype = _autocast_dtype(precision, device)
         param = next(iter(model.parameters()), None)
         cur_dev = param.device if param is not None else torch.device("cpu")
         needs_copy = self.channels_last or cur_dev != device or model.training
@@ -193,13 +199,35 @@ class TorchRuntime(Runtime):
             self.compiled = True
         self.name = "compile" if compile else ("eager-channels_last" if self.channels_last else "eager")
 
+    def _autocast(self):  # noqa: ANN202
+        import contextlib
+
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
+        with torch.inference_mode(), self._autocast():
             x = x.to(self.device, non_blocking=True)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             y = self.model(x)
             return y.float().to("cpu").contiguous()
+
+    def run_inputs(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        with torch.inference_mode(), self._autocast():
+            return self.model(*[t.to(self.device, non_blocking=True) for t in inputs]).float().to("cpu").contiguous()
+
+
+def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device`` (None: plain fp32)."""
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" else None
+    if precision == "fp32":
+        return None
+    if device.type == "cpu":
+        raise ConfigError(f"--precision {precision}: half precision inference needs a GPU; this runs on cpu (use fp32)")
+    return {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
 
 
 class OnnxRuntime(Runtime):
@@ -242,6 +270,9 @@ class OnnxRuntime(Runtime):
         feeds = {n: t.detach().cpu().float().contiguous().numpy() for n, t in zip(self.input_names, inputs)}
         return torch.from_numpy(self.session.run(None, feeds)[0])
 
+    def run_inputs(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        return self.run_raw(*inputs)
+
 
 class TorchScriptRuntime(Runtime):
     """A traced TorchScript file exported by ``restorekit export --format torchscript``."""
@@ -274,6 +305,9 @@ class TorchScriptRuntime(Runtime):
         with torch.inference_mode(), torch.jit.optimized_execution(False):
             return self.module(*[t.to(self.device) for t in inputs]).float().cpu()
 
+    def run_inputs(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        return self.run_raw(*inputs)
+
 
 # ---------------------------------------------------------------------------------------------
 # ONNX sessions built on the fly from an nn.Module (backend "onnxruntime"/"auto" on CPU), cached
@@ -281,7 +315,8 @@ class TorchScriptRuntime(Runtime):
 _ORT_CACHE: dict[int, tuple[Any, tuple, OnnxRuntime]] = {}
 
 
-def _fingerprint(model: nn.Module) -> tuple:
+def fingerprint(model: nn.Module) -> tuple:
+    """Identity and in-place version of every parameter and buffer (changes whenever the weights do)."""
     return tuple((p.data_ptr(), p._version) for p in model.parameters()) + tuple(
         (b.data_ptr(), b._version) for b in model.buffers()
     )
@@ -300,13 +335,13 @@ def onnx_runtime_for(model: nn.Module, device: torch.device, verify: bool = True
     for k in [k for k, v in _ORT_CACHE.items() if v[0]() is None]:  # drop sessions of collected modules
         del _ORT_CACHE[k]
     key = id(model)
-    fp = _fingerprint(model)
+    fp = fingerprint(model)
     hit = _ORT_CACHE.get(key)
     if hit is not None and hit[0]() is model and hit[1] == fp:
         if isinstance(hit[2], Exception):
             raise hit[2]
         return hit[2]
-    from restorekit.export.onnx import onnx_bytes
+    from restorekit.inference.onnx_graph import onnx_bytes
 
     info = model_info(model)
     try:
@@ -328,22 +363,31 @@ def onnx_runtime_for(model: nn.Module, device: torch.device, verify: bool = True
     return rt
 
 
-def _is_exported_path(p: Path) -> str | None:
+def exported_kind(p: Path) -> str | None:
+    """``"onnxruntime"`` or ``"torchscript"`` when ``p`` is an exported file (by content, not only by name), else None."""
     s = p.suffix.lower()
     if s in ONNX_SUFFIXES:
         return "onnxruntime"
-    if s in TORCHSCRIPT_SUFFIXES:
-        # .pt may also be a plain checkpoint: TorchScript files are zip archives with a constants.pkl / code/ entry
-        import zipfile
+    import zipfile
 
-        try:
-            with zipfile.ZipFile(p) as z:
-                names = z.namelist()
-        except (zipfile.BadZipFile, OSError):
+    try:
+        if not zipfile.is_zipfile(p):
             return None
-        if any(n.endswith("/code/__torch__.py") or "/code/" in n for n in names) or any(n.endswith(META_KEY) for n in names):
-            return "torchscript"
+        with zipfile.ZipFile(p) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return None
+    # TorchScript archives hold code/ and constants.pkl; torch.save checkpoints hold neither
+    if any("/code/" in n or n.endswith("constants.pkl") for n in names) or any(n.endswith(META_KEY) for n in names):
+        return "torchscript"
     return None
+
+
+def open_exported(p: Path, kind: str, device: torch.device, channels_last: bool | None = None) -> Runtime:
+    """The runtime of an exported file (``kind`` from :func:`exported_kind`)."""
+    if kind == "onnxruntime":
+        return OnnxRuntime(p, device)
+    return TorchScriptRuntime(p, device, channels_last=channels_last)
 
 
 def _auto_backend(model: nn.Module, device: torch.device) -> str:
@@ -367,6 +411,7 @@ def make_runtime(
     backend: str = "auto",
     *,
     channels_last: bool | None = None,
+    precision: str = "auto",
 ) -> Runtime:
     """Build a :class:`Runtime` for a module, a weight file or an exported file.
 
@@ -386,12 +431,9 @@ def make_runtime(
         p = Path(model)
         if not p.exists():
             raise CheckpointError(f"model file '{p}' does not exist")
-        kind = _is_exported_path(p)
-        dev = resolve_device(device)
-        if kind == "onnxruntime":
-            return OnnxRuntime(p, dev)
-        if kind == "torchscript":
-            return TorchScriptRuntime(p, dev, channels_last=channels_last)
+        kind = exported_kind(p)
+        if kind is not None:
+            return open_exported(p, kind, resolve_device(device), channels_last)
         from restorekit.models.loading import load_model
 
         model = load_model(p)
@@ -415,4 +457,4 @@ def make_runtime(
             chosen = "eager"
     if chosen == "torchscript":
         raise ConfigError("backend 'torchscript' needs an exported TorchScript file (restorekit export --format torchscript)")
-    return TorchRuntime(model, dev, channels_last=channels_last, compile=(chosen == "compile"))
+    return TorchRuntime(model, dev, channels_last=channels_last, compile=(chosen == "compile"), precision=precision)

@@ -14,6 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from restorekit.models.registry import register_model
+from restorekit.models.spec import Capabilities, Tensors, has_keys
 
 
 def _norm(kind: str, ch: int) -> nn.Module:
@@ -106,10 +107,41 @@ class DeblurUNet(nn.Module):
         return out + inp if self.residual else out
 
 
+def _detect(state: Tensors) -> bool:
+    """The key signature of :class:`DeblurUNet` (four encoder blocks, a bottleneck, ``up4.up.1``, ``final``)."""
+    return has_keys(state, "enc1.block.0.weight", "enc4.block.0.weight", "bottleneck.block.0.weight", "up4.up.1.weight",
+                    "final.weight")
+
+
+def _infer(state: Tensors) -> dict:
+    """Channels and normalisation from tensor shapes and the presence of norm parameters."""
+    if "enc1.block.1.running_mean" in state:
+        norm = "batch"
+    elif "enc1.block.1.weight" in state:
+        norm = "group"
+    else:
+        norm = "none"
+    return {
+        "in_ch": int(state["enc1.block.0.weight"].shape[1]),
+        "out_ch": int(state["final.weight"].shape[0]),
+        "base_ch": int(state["enc1.block.0.weight"].shape[0]),
+        "norm": norm,
+    }
+
+
+def _caps(args: dict) -> Capabilities:
+    # GroupNorm statistics span the whole input (tiles differ from whole-image results); channels-last slows
+    # GroupNorm on CPU.
+    return Capabilities(value_range="-1,1", size_multiple=16, global_context=args["norm"] == "group",
+                        channels_last={"cpu": False, "cuda": True, "mps": False})
+
+
 @register_model(
     "deblur_unet",
     description="GroupNorm U-Net of the GoPro deblurring seed (8.64 M params at base_ch=32); inputs in [-1, 1]",
-    value_range="-1,1",
+    detect=_detect,
+    infer=_infer,
+    capabilities=_caps,
 )
 def deblur_unet(in_ch: int = 3, out_ch: int = 3, base_ch: int = 32, norm: str = "group", residual: bool = False) -> DeblurUNet:
     """Build :class:`DeblurUNet` (``residual=True``: output = input + network output, same weights)."""

@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
+from restorekit.models.spec import arch_of, caps_of
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
@@ -160,11 +161,11 @@ def model_summary(model: nn.Module, size: tuple[int, int] = (256, 256)) -> dict[
             break
     macs, parts = count_macs(model, (1, in_ch, size[0], size[1]), return_breakdown=True)  # type: ignore[misc]
     return {
-        "arch": getattr(model, "restorekit_arch", type(model).__name__),
+        "arch": arch_of(model),
         "params": count_params(model),
         "macs": macs,
         "gmacs": macs / 1e9,
         "macs_by_op": parts,
         "size": list(size),
-        "value_range": getattr(model, "restorekit_value_range", "0,1"),
+        "value_range": caps_of(model).value_range,
     }

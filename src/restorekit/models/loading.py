@@ -20,20 +20,19 @@ standard presets, a ``preset=`` argument or keyword arguments, which always win.
 
 from __future__ import annotations
 
-import math
 import pickle
-import re
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
 
-from restorekit.errors import CheckpointError
+from restorekit.errors import CheckpointError, ConfigError
 from restorekit.models.package import is_package, load_package
+from restorekit.models.spec import Tensors, card_of, set_card
 
-Tensors = dict[str, torch.Tensor]
 
 #: wrapper prefixes stripped when every key carries them
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.", "model.", "net.", "network.", "student.", "generator.", "netG.")
@@ -47,57 +46,98 @@ def load_model(
     map_location: str | torch.device = "cpu",
     **kwargs: Any,
 ) -> nn.Module:
-    """Load any supported weight file at ``path``; return the model in eval mode.
+    """Load any supported weight file at ``path``; return the plain ``nn.Module`` in eval mode.
 
-    ``arch``: registry name (default: recognised from the keys). ``kwargs``:
-    constructor arguments overriding inferred ones; ``preset=NAME`` supplies
-    defaults for what the shapes cannot reveal. The module carries
-    ``restorekit_arch``, ``restorekit_args`` and ``restorekit_value_range`` so
-    :func:`~restorekit.models.package.save_package` works on it.
-    Raises :class:`CheckpointError` naming the file (and the keys) on any problem.
+    ``arch``: registry name (default: recognised from the keys by the architectures' specs).
+    ``kwargs``: constructor arguments overriding everything else; ``preset=NAME`` supplies
+    defaults for what the shapes cannot reveal. Arguments recorded in the file (a
+    restorekit package, a restorekit training checkpoint's ``restorekit`` entry, a
+    checkpoint's own config read by the spec) always win over arguments inferred from
+    shapes. The module carries a :class:`~restorekit.models.spec.ModelCard`
+    (:func:`~restorekit.models.spec.card_of`), so :func:`~restorekit.models.package.save_package`
+    works on it. Raises :class:`CheckpointError` naming the file (and the keys) on any problem.
     """
-    from restorekit.models.registry import create_model, get_spec, list_models
+    from restorekit.models.registry import create_model, get_spec
 
     p = Path(path)
     if not p.exists():
         raise CheckpointError(f"model file '{p}' does not exist")
     if not p.is_file():
         raise CheckpointError(f"model file '{p}' is not a file")
+    if arch is not None:
+        get_spec(arch)  # raises ConfigError listing the known names
     if is_package(p):
-        model = load_package(p, map_location=map_location)
-        if arch is not None and arch != model.restorekit_arch:
-            raise CheckpointError(f"'{p}': package holds architecture '{model.restorekit_arch}', not '{arch}'")
+        model = load_package(p, map_location=map_location, **kwargs)
+        found = card_of(model).arch  # type: ignore[union-attr]
+        if arch is not None and arch != found:
+            raise CheckpointError(f"'{p}': package holds architecture '{found}', not '{arch}'")
         return model
 
-    raw, hparams = read_weights(p)
-    if arch is not None and arch not in list_models():
-        get_spec(arch)  # raises ConfigError listing the known names
-    state, arch_name = select_state_dict(raw, arch, source=str(p))
+    ckpt = read_checkpoint(p)
+    recorded_arch, recorded_args = _recorded(ckpt)
+    state, arch_name = select_state_dict(ckpt.tensors, arch or recorded_arch, source=str(p))
+    spec = get_spec(arch_name)
     args: dict[str, Any] = {}
     preset = kwargs.pop("preset", None)
-    spec = get_spec(arch_name)
     if preset is not None:
         if preset not in spec.presets:
             raise CheckpointError(f"'{p}': architecture '{arch_name}' has no preset '{preset}' (presets: {sorted(spec.presets)})")
         args.update(spec.presets[preset])
-    recorded = _args_from_hparams(hparams, arch_name)
-    if recorded is not None:
-        # a Lightning module that recorded its constructor arguments: use them as they are
-        args.update(recorded)
+    if recorded_arch == arch_name:
+        # arguments recorded at training time are exactly what the model was built with: use them as they are
+        args.update(recorded_args)
     else:
-        try:
-            args.update(INFER[arch_name](state))
-        except KeyError as exc:
-            raise CheckpointError(
-                f"'{p}': weights do not look like a '{arch_name}' checkpoint: key {exc} is missing "
-                f"(first keys: {list(state)[:8]})"
-            ) from exc
+        if spec.infer is not None:
+            try:
+                args.update(spec.infer(state))
+            except KeyError as exc:
+                raise CheckpointError(
+                    f"'{p}': weights do not look like a '{arch_name}' checkpoint: key {exc} is missing "
+                    f"(first keys: {list(state)[:8]})"
+                ) from exc
+        if spec.from_checkpoint is not None:
+            args.update(spec.from_checkpoint(ckpt.extras))
     args.update(kwargs)
-    model = create_model(arch_name, **args)
-    _load_strict(model, state, arch_name, str(p))
-    model.restorekit_source = str(p)  # type: ignore[attr-defined]
-    model.restorekit_train_size = None  # type: ignore[attr-defined]
+    try:
+        model = create_model(arch_name, **args)
+    except ConfigError as exc:
+        raise CheckpointError(f"'{p}': {exc}") from exc
+    load_strict(model, state, arch_name, str(p))
+    card = card_of(model)
+    assert card is not None
+    set_card(model, card.with_(source=str(p), train_size=_recorded_train_size(ckpt)))
     return model.to(map_location).eval()
+
+
+@dataclass
+class Checkpoint:
+    """What a weight file holds: its tensors and its other (plain, safely unpickled) top-level entries."""
+
+    tensors: Tensors
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def _recorded(ckpt: Checkpoint) -> tuple[str | None, dict[str, Any]]:
+    """Architecture and arguments recorded by restorekit's training (``restorekit`` entry) or a Lightning module."""
+    info = ckpt.extras.get("restorekit")
+    if isinstance(info, dict) and isinstance(info.get("arch"), str):
+        return info["arch"], dict(info.get("arch_args") or {})
+    hp = ckpt.extras.get("hyper_parameters")
+    if isinstance(hp, dict):
+        found = _args_from_hparams(hp)
+        if found is not None:
+            return found
+    return None, {}
+
+
+def _recorded_train_size(ckpt: Checkpoint) -> tuple[int, int] | None:
+    info = ckpt.extras.get("restorekit")
+    ts = info.get("train_size") if isinstance(info, dict) else None
+    if isinstance(ts, (list, tuple)) and len(ts) == 2:
+        return int(ts[0]), int(ts[1])
+    if isinstance(ts, int):
+        return ts, ts
+    return None
 
 
 # ----------------------------------------------------------------------------- reading
@@ -105,22 +145,33 @@ def load_model(
 
 def read_weights(path: Path) -> tuple[Tensors, dict[str, Any]]:
     """Read ``path`` safely: returns (flat dict of tensors, Lightning ``hyper_parameters`` or {})."""
+    ckpt = read_checkpoint(Path(path))
+    hp = ckpt.extras.get("hyper_parameters")
+    return ckpt.tensors, hp if isinstance(hp, dict) else {}
+
+
+def read_checkpoint(path: Path) -> Checkpoint:
+    """Read a weight file safely: safetensors, or a PyTorch pickle with ``torch.load(weights_only=True)``.
+
+    Exported files (ONNX, TorchScript) and images are named as such, with the
+    commands that take them, instead of failing as unreadable pickles.
+    """
+    kind = sniff_file(path)
+    if kind in ("onnx", "torchscript", "image"):
+        what = {"onnx": "an exported ONNX model", "torchscript": "an exported TorchScript model",
+                "image": "an image, not a model"}[kind]
+        hint = ("" if kind == "image" else
+                "; `restorekit restore`, `restorekit serve`, `restorekit eval --model` and "
+                "`restorekit.load_restorer` run it, but it holds no state dict to load as an nn.Module")
+        raise CheckpointError(f"'{path}' is {what}{hint}")
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         try:
-            return load_file(str(path)), {}
+            return Checkpoint(load_file(str(path)))
         except (SafetensorError, OSError, ValueError) as exc:
             raise CheckpointError(f"'{path}': not a readable safetensors file ({exc})") from exc
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
-        if any(n.endswith("constants.pkl") or "/code/" in n for n in names):
-            raise CheckpointError(
-                f"'{path}' is a TorchScript archive (torch.jit.save); restorekit loads state dicts only: "
-                "save model.state_dict() from the original code instead"
-            )
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -135,8 +186,38 @@ def read_weights(path: Path) -> tuple[Tensors, dict[str, Any]]:
         raise CheckpointError(f"'{path}': not a readable PyTorch checkpoint ({exc})") from exc
     if not isinstance(obj, dict):
         raise CheckpointError(f"'{path}': expected a dict of tensors or a checkpoint dict, found {type(obj).__name__}")
-    hparams = obj.get("hyper_parameters") if isinstance(obj.get("hyper_parameters"), dict) else {}
-    return _extract_tensors(obj, str(path)), hparams or {}
+    extras = {str(k): v for k, v in obj.items() if not isinstance(v, torch.Tensor)}
+    return Checkpoint(_extract_tensors(obj, str(path)), extras)
+
+
+def sniff_file(path: Path) -> str:
+    """What a model file is by its content: ``onnx``, ``torchscript``, ``safetensors``, ``pickle``, ``image`` or ``unknown``."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read model file '{path}': {exc.strerror or exc}") from exc
+    if head.startswith((b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")) or head[8:12] == b"WEBP":
+        return "image"
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return "unknown"
+        if any(n.endswith("constants.pkl") or "/code/" in n for n in names):
+            return "torchscript"
+        return "pickle"
+    if path.suffix.lower() == ".onnx" or head[:1] == b"\x08" and b"onnx" in _peek(path, 256).lower():
+        return "onnx"
+    if len(head) >= 8 and int.from_bytes(head[:8], "little") < 100_000_000 and head[8:9] == b"{":
+        return "safetensors"
+    return "pickle" if head[:1] == b"\x80" else "unknown"
+
+
+def _peek(path: Path, n: int) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(n)
 
 
 def _is_state_dict(d: Any) -> bool:
@@ -191,25 +272,13 @@ def _candidates(state: Tensors) -> list[Tensors]:
 
 
 def detect_arch(state: Tensors) -> str | None:
-    """Registry name of the architecture whose key signature ``state`` carries, or None."""
-    keys = set(state)
+    """Registry name of the architecture whose spec recognises ``state``, or None (specs by priority)."""
+    from restorekit.models.registry import MODELS
 
-    def has(pattern: str) -> bool:
-        rx = re.compile(pattern)
-        return any(rx.fullmatch(k) for k in keys)
-
-    if {"conditioning_gen.0.weight", "intro.0.weight", "ending.weight"} <= keys:
-        return "nafnet_cond"
-    if {"intro.weight", "ending.weight"} <= keys and has(r"(encoders|middle_blks|decoders)\.\d+\.\d+\.sca\.1\.weight"):
-        return "nafnet"
-    if {"patch_embed.proj.weight", "output.weight"} <= keys and has(r"latent\.\d+\.attn\.temperature"):
-        return "restormer"
-    if {"pos_embed", "patch_embed.proj.0.weight"} <= keys and ("head.weight" in keys or "patch_recon.proj.weight" in keys):
-        return "vit_restorer"
-    if {"enc1.block.0.weight", "bottleneck.block.0.weight", "up1.weight", "final.weight"} <= keys:
-        return "student_unet"
-    if {"enc1.block.0.weight", "enc4.block.0.weight", "bottleneck.block.0.weight", "up4.up.1.weight", "final.weight"} <= keys:
-        return "deblur_unet"
+    specs = sorted((s for _, s in MODELS.items() if s.detect is not None), key=lambda s: (-s.priority, s.name))
+    for spec in specs:
+        if spec.detect(state):  # type: ignore[misc]
+            return spec.name
     return None
 
 
@@ -229,153 +298,14 @@ def select_state_dict(state: Tensors, arch: str | None, source: str) -> tuple[Te
     )
 
 
-# ----------------------------------------------------------------------------- hyperparameter inference
+# ----------------------------------------------------------------------------- recorded arguments
 
 
-def _count(state: Tensors, pattern: str) -> int:
-    """Number of distinct integer indices ``N`` such that some key matches ``pattern`` with ``(\\d+)`` = N."""
-    rx = re.compile(pattern)
-    found = {int(m.group(1)) for k in state if (m := rx.match(k))}
-    return (max(found) + 1) if found else 0
+def _args_from_hparams(hparams: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """``(arch, args)`` recorded by a Lightning module (``{'model': {'name', 'args'}}`` and similar), or None."""
+    from restorekit.models.registry import list_models
 
-
-def _blocks_per_stage(state: Tensors, prefix: str, n_stages: int, leaf: str) -> list[int]:
-    return [_count(state, rf"{prefix}\.{i}\.(\d+)\.{leaf}") for i in range(n_stages)]
-
-
-def infer_nafnet(state: Tensors) -> dict[str, Any]:
-    n_down = _count(state, r"downs\.(\d+)\.weight")
-    n_up = _count(state, r"ups\.(\d+)\.0\.weight")
-    return {
-        "img_channel": int(state["intro.weight"].shape[1]),
-        "width": int(state["intro.weight"].shape[0]),
-        "enc_blk_nums": _blocks_per_stage(state, "encoders", n_down, "conv1.weight"),
-        "middle_blk_num": _count(state, r"middle_blks\.(\d+)\.conv1\.weight"),
-        "dec_blk_nums": _blocks_per_stage(state, "decoders", n_up, "conv1.weight"),
-    }
-
-
-def infer_nafnet_cond(state: Tensors) -> dict[str, Any]:
-    n_down = _count(state, r"downs\.(\d+)\.weight")
-    n_up = _count(state, r"ups\.(\d+)\.0\.weight")
-    width = int(state["intro.0.weight"].shape[0]) // 4
-    chans = [width] + [int(state[f"downs.{i}.weight"].shape[0]) for i in range(n_down)]
-    return {
-        "in_channels": int(state["intro.0.weight"].shape[1]),
-        "out_channels": int(state["ending.weight"].shape[0]),
-        "chans": chans,
-        "enc_blk_nums": _blocks_per_stage(state, "encoders", n_down, "conv1.weight"),
-        "middle_blk_num": _count(state, r"middle_blks\.(\d+)\.conv1\.weight"),
-        "dec_blk_nums": _blocks_per_stage(state, "decoders", n_up, "conv1.weight"),
-        "cond_input": int(state["conditioning_gen.0.weight"].shape[1]),
-        "cond_output": int(state["conditioning_gen.3.weight"].shape[0]),
-    }
-
-
-def _solve_expansion(pairs: list[tuple[int, int]]) -> float:
-    """A factor ``f`` with ``int(dim * f) == hidden`` for every (dim, hidden) pair."""
-    for f in (2.66, 2.0, 3.0, 4.0, 1.0, 1.5, 2.5, 2.67, 2.65):
-        if all(int(d * f) == h for d, h in pairs):
-            return f
-    lo = max(h / d for d, h in pairs)
-    hi = min((h + 1) / d for d, h in pairs)
-    f = (lo + hi) / 2 if lo < hi else lo
-    return float(f)
-
-
-def infer_restormer(state: Tensors) -> dict[str, Any]:
-    dim = int(state["patch_embed.proj.weight"].shape[0])
-    stages = ["encoder_level1", "encoder_level2", "encoder_level3", "latent"]
-    num_blocks = [_count(state, rf"{s}\.(\d+)\.attn\.temperature") for s in stages]
-    heads = [int(state[f"{s}.0.attn.temperature"].shape[0]) for s in stages]
-    pairs = [
-        (int(state[f"{s}.0.ffn.project_out.weight"].shape[0]), int(state[f"{s}.0.ffn.project_out.weight"].shape[1]))
-        for s in stages
-    ]
-    return {
-        "inp_channels": int(state["patch_embed.proj.weight"].shape[1]),
-        "out_channels": int(state["output.weight"].shape[0]),
-        "dim": dim,
-        "num_blocks": num_blocks,
-        "num_refinement_blocks": _count(state, r"refinement\.(\d+)\.attn\.temperature"),
-        "heads": heads,
-        "ffn_expansion_factor": _solve_expansion(pairs),
-        "bias": "encoder_level1.0.attn.qkv.bias" in state,
-        "LayerNorm_type": "WithBias" if "encoder_level1.0.norm1.body.bias" in state else "BiasFree",
-        "dual_pixel_task": "skip_conv.weight" in state,
-    }
-
-
-_VIT_HEADS = {192: 3, 384: 6, 768: 12, 1024: 16}
-
-
-def infer_vit(state: Tensors) -> dict[str, Any]:
-    w = state["patch_embed.proj.0.weight"]
-    embed_dim, in_ch, patch = int(w.shape[0]), int(w.shape[1]), int(w.shape[-1])
-    n = int(state["pos_embed"].shape[1])
-    grid = math.isqrt(n)
-    if grid * grid != n:
-        raise CheckpointError(f"vit_restorer: pos_embed has {n} tokens, not a square grid")
-    simple = "head.weight" in state
-    out_w = state["head.weight" if simple else "patch_recon.proj.weight"]
-    return {
-        "img_size": grid * patch,
-        "patch_size": patch,
-        "in_channels": in_ch,
-        "out_channels": int(out_w.shape[0]) // (patch * patch),
-        "embed_dim": embed_dim,
-        "depth": _count(state, r"blocks\.(\d+)\.attn\.qkv\.weight"),
-        "num_heads": _VIT_HEADS.get(embed_dim, max(1, embed_dim // 64)),
-        "mlp_ratio": int(state["blocks.0.mlp.fc1.weight"].shape[0]) / embed_dim,
-        "use_skip_connections": "skip_fusion.weight" in state,
-        "use_simple_head": simple,
-    }
-
-
-def infer_student_unet(state: Tensors) -> dict[str, Any]:
-    levels = _count(state, r"enc(\d+)\.block\.0\.weight") - 1  # enc indices start at 1
-    base = int(state["enc1.block.0.weight"].shape[0])
-    bott = int(state["bottleneck.block.0.weight"].shape[0])
-    args: dict[str, Any] = {
-        "base_filters": base,
-        "in_channels": int(state["enc1.block.0.weight"].shape[1]),
-        "out_channels": int(state["final.weight"].shape[0]),
-    }
-    if bott == base * 8 and levels in (2, 3):
-        # the seed's layout: 3 levels for depth >= 3 (its training used depth=4), 2 levels below
-        args.update(depth=4 if levels == 3 else 2, legacy_three_levels=True)
-    else:
-        args.update(depth=levels, legacy_three_levels=False)
-    return args
-
-
-def infer_deblur_unet(state: Tensors) -> dict[str, Any]:
-    if "enc1.block.1.running_mean" in state:
-        norm = "batch"
-    elif "enc1.block.1.weight" in state:
-        norm = "group"
-    else:
-        norm = "none"
-    return {
-        "in_ch": int(state["enc1.block.0.weight"].shape[1]),
-        "out_ch": int(state["final.weight"].shape[0]),
-        "base_ch": int(state["enc1.block.0.weight"].shape[0]),
-        "norm": norm,
-    }
-
-
-INFER: dict[str, Callable[[Tensors], dict[str, Any]]] = {
-    "nafnet": infer_nafnet,
-    "nafnet_cond": infer_nafnet_cond,
-    "restormer": infer_restormer,
-    "vit_restorer": infer_vit,
-    "student_unet": infer_student_unet,
-    "deblur_unet": infer_deblur_unet,
-}
-
-
-def _args_from_hparams(hparams: dict[str, Any], arch: str) -> dict[str, Any] | None:
-    """Constructor arguments recorded by a Lightning module (``{'model': {'name', 'args'}}`` and similar), or None."""
+    known = set(list_models())
     stack: list[Any] = [hparams]
     depth = 0
     while stack and depth < 200:
@@ -385,19 +315,19 @@ def _args_from_hparams(hparams: dict[str, Any], arch: str) -> dict[str, Any] | N
             continue
         name = d.get("name", d.get("arch"))
         args = d.get("args", d.get("arch_args"))
-        if name == arch and isinstance(args, dict):
-            return dict(args)
+        if isinstance(name, str) and name in known and isinstance(args, dict):
+            return name, dict(args)
         stack.extend(v for v in d.values() if isinstance(v, dict))
     return None
 
 
-def _load_strict(model: nn.Module, state: Tensors, arch: str, source: str) -> None:
+def load_strict(model: nn.Module, state: Tensors, arch: str, source: str) -> None:
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
         raise CheckpointError(
-            f"'{source}': weights do not fit architecture '{arch}' with arguments {getattr(model, 'restorekit_args', {})}: "
+            f"'{source}': weights do not fit architecture '{arch}' with arguments {(card_of(model).args if card_of(model) else {})}: "
             f"missing keys {missing[:10]}{' ...' if len(missing) > 10 else ''}, "
             f"unexpected keys {unexpected[:10]}{' ...' if len(unexpected) > 10 else ''}"
         )

@@ -23,6 +23,7 @@ import torch.nn as nn
 
 from restorekit.models.layers import ChannelPool, LayerNorm2d, SimpleGate, pad_to_multiple
 from restorekit.models.registry import register_model
+from restorekit.models.spec import Capabilities, Tensors, blocks_per_stage, count_indices, has_keys, has_match
 
 
 class NAFBlock(nn.Module):
@@ -119,12 +120,39 @@ NAFNET_PRESETS: dict[str, dict] = {
 }
 
 
+def _detect(state: Tensors) -> bool:
+    """The official NAFNet key signature (``intro``, ``ending`` and ``sca.1`` channel attention in the stages)."""
+    return has_keys(state, "intro.weight", "ending.weight") and has_match(
+        state, r"(encoders|middle_blks|decoders)\.\d+\.\d+\.sca\.1\.weight")
+
+
+def _infer(state: Tensors) -> dict:
+    """Width and block counts per stage from the keys and tensor shapes."""
+    n_down = count_indices(state, r"downs\.(\d+)\.weight")
+    n_up = count_indices(state, r"ups\.(\d+)\.0\.weight")
+    return {
+        "img_channel": int(state["intro.weight"].shape[1]),
+        "width": int(state["intro.weight"].shape[0]),
+        "enc_blk_nums": blocks_per_stage(state, "encoders", n_down, "conv1.weight"),
+        "middle_blk_num": count_indices(state, r"middle_blks\.(\d+)\.conv1\.weight"),
+        "dec_blk_nums": blocks_per_stage(state, "decoders", n_up, "conv1.weight"),
+    }
+
+
+def _caps(args: dict) -> Capabilities:
+    # depthwise 3x3 convolutions and LayerNorm2d: channels-last is slower on CPU
+    return Capabilities(value_range="0,1", size_multiple=2 ** len(list(args["enc_blk_nums"])), tlc=True,
+                        channels_last={"cpu": False, "cuda": True, "mps": False})
+
+
 @register_model(
     "nafnet",
     description="NAFNet (official layout; GoPro-w32 17.11 M, SIDD-w64 115.98 M params); inputs in [0, 1]",
-    value_range="0,1",
-    size_multiple=16,
     presets=NAFNET_PRESETS,
+    detect=_detect,
+    infer=_infer,
+    capabilities=_caps,
+    priority=1,
 )
 def nafnet(
     img_channel: int = 3,

@@ -30,6 +30,7 @@ import torch.nn as nn
 
 from restorekit.models.layers import ChannelPool, LayerNorm2d, SimpleGate, pad_to_multiple
 from restorekit.models.registry import register_model
+from restorekit.models.spec import Capabilities, Tensors, blocks_per_stage, count_indices, has_keys
 
 
 class ConditionedChannelAttention(nn.Module):
@@ -201,12 +202,45 @@ NAFNET_COND_PRESETS: dict[str, dict] = {
 }
 
 
+def _detect(state: Tensors) -> bool:
+    """The raw Restorer's key signature: a conditioning MLP, a PixelShuffle intro and an ending conv."""
+    return has_keys(state, "conditioning_gen.0.weight", "intro.0.weight", "ending.weight")
+
+
+def _infer(state: Tensors) -> dict:
+    """Channels per level, block counts and conditioning sizes from tensor shapes."""
+    n_down = count_indices(state, r"downs\.(\d+)\.weight")
+    n_up = count_indices(state, r"ups\.(\d+)\.0\.weight")
+    width = int(state["intro.0.weight"].shape[0]) // 4
+    chans = [width] + [int(state[f"downs.{i}.weight"].shape[0]) for i in range(n_down)]
+    return {
+        "in_channels": int(state["intro.0.weight"].shape[1]),
+        "out_channels": int(state["ending.weight"].shape[0]),
+        "chans": chans,
+        "enc_blk_nums": blocks_per_stage(state, "encoders", n_down, "conv1.weight"),
+        "middle_blk_num": count_indices(state, r"middle_blks\.(\d+)\.conv1\.weight"),
+        "dec_blk_nums": blocks_per_stage(state, "decoders", n_up, "conv1.weight"),
+        "cond_input": int(state["conditioning_gen.0.weight"].shape[1]),
+        "cond_output": int(state["conditioning_gen.3.weight"].shape[0]),
+    }
+
+
+def _caps(args: dict) -> Capabilities:
+    # inputs: packed RGGB at half resolution, the noise condition, a full-resolution RGB residual; the size
+    # multiple is in full-resolution pixels (the packed input is padded to 2 ** levels)
+    return Capabilities(value_range="0,1", size_multiple=2 * 2 ** len(list(args["enc_blk_nums"])),
+                        inputs=("rggb", "cond", "residual"), tlc=True,
+                        channels_last={"cpu": False, "cuda": True, "mps": False})
+
+
 @register_model(
     "nafnet_cond",
     description="noise-conditioned NAFNet on packed RGGB (raw denoising seed); forward(rggb, cond, residual), [0, 1]",
-    value_range="0,1",
-    size_multiple=2,
     presets=NAFNET_COND_PRESETS,
+    detect=_detect,
+    infer=_infer,
+    capabilities=_caps,
+    priority=2,
 )
 def nafnet_cond(
     in_channels: int = 4,

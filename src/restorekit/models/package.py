@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 
 from restorekit.errors import CheckpointError
+from restorekit.models.spec import card_of, set_card
 from restorekit.utils.atomic import atomic_path
 
 PACKAGE_FORMAT = "1"
@@ -101,17 +102,18 @@ def save_package(
 ) -> Path:
     """Write ``model`` as a restorekit package at ``path`` (atomically).
 
-    ``arch``/``arch_args``/``value_range`` default to what
-    :func:`~restorekit.models.create_model` recorded on the module.
+    ``arch``/``arch_args``/``value_range``/``train_size`` default to the module's
+    :class:`~restorekit.models.spec.ModelCard` (set by ``create_model``/``load_model``).
     """
     from safetensors.torch import save_file
 
-    arch = arch or getattr(model, "restorekit_arch", None)
+    card = card_of(model)
+    arch = arch or (card.arch if card else None)
     if arch is None:
         raise CheckpointError("save_package: the model was not built by create_model; pass arch= and arch_args=")
-    args = arch_args if arch_args is not None else getattr(model, "restorekit_args", {})
-    vr = value_range or getattr(model, "restorekit_value_range", "0,1")
-    ts = list(train_size) if train_size is not None else getattr(model, "restorekit_train_size", None)
+    args = arch_args if arch_args is not None else (card.args if card else {})
+    vr = value_range or (card.value_range if card else "0,1")
+    ts = list(train_size) if train_size is not None else (list(card.train_size) if card and card.train_size else None)
     meta = PackageMeta(arch, dict(args), vr, ts, dict(training or {}), dict(extra or {}))
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     # safetensors refuses shared storage; clone tensors that alias another
@@ -129,9 +131,8 @@ def save_package(
 
 def read_package(path: str | Path) -> tuple[dict[str, torch.Tensor], PackageMeta]:
     """Read a package's tensors and metadata (safe: no pickle involved)."""
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
-    from safetensors import safe_open
 
     p = Path(path)
     try:
@@ -145,19 +146,38 @@ def read_package(path: str | Path) -> tuple[dict[str, torch.Tensor], PackageMeta
     return state, PackageMeta.from_metadata(md, str(p))
 
 
-def load_package(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Build the architecture recorded in the package at ``path`` and load its weights (eval mode)."""
+def load_package(path: str | Path, map_location: str | torch.device = "cpu", **overrides: Any) -> nn.Module:
+    """Build the architecture recorded in the package at ``path`` and load its weights (eval mode).
+
+    ``overrides`` replace recorded constructor arguments (e.g. a ViT's ``size_mode``);
+    weights that do not fit (missing or unexpected keys, wrong shapes) raise
+    :class:`CheckpointError` naming the file and the tensors.
+    """
+    from restorekit.errors import ConfigError
     from restorekit.models.registry import create_model
 
     state, meta = read_package(path)
-    model = create_model(meta.arch, **meta.arch_args)
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        model = create_model(meta.arch, **{**meta.arch_args, **overrides})
+    except ConfigError as exc:
+        raise CheckpointError(f"'{path}': {exc}") from exc
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
         raise CheckpointError(
             f"'{path}': weights do not fit architecture '{meta.arch}': "
-            f"missing keys {list(missing)[:10]}, unexpected keys {list(unexpected)[:10]}"
+            f"missing keys {missing[:10]}, unexpected keys {unexpected[:10]}"
         )
-    model.restorekit_value_range = meta.value_range  # type: ignore[attr-defined]
-    model.restorekit_train_size = meta.train_size  # type: ignore[attr-defined]
-    model.restorekit_meta = meta  # type: ignore[attr-defined]
+    bad = [f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})" for k, v in expected.items()
+           if state[k].shape != v.shape]
+    if bad:
+        raise CheckpointError(f"'{path}': tensors of the wrong shape for architecture '{meta.arch}' "
+                              f"with arguments {meta.arch_args}: {', '.join(bad[:6])}")
+    model.load_state_dict(state, strict=True)
+    card = card_of(model)
+    assert card is not None
+    ts = tuple(meta.train_size) if meta.train_size else None
+    set_card(model, card.with_(value_range=meta.value_range, train_size=ts, source=str(path),
+                               training=dict(meta.training), extra=dict(meta.extra)))
     return model.to(map_location).eval()

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from restorekit.models.layers import pad_to_multiple
 from restorekit.models.registry import register_model
+from restorekit.models.spec import Capabilities, Tensors, count_indices, has_keys, has_match
 
 
 class BiasFreeLayerNorm(nn.Module):
@@ -232,12 +233,56 @@ RESTORMER_PRESETS: dict[str, dict] = {
 }
 
 
+def _detect(state: Tensors) -> bool:
+    """Restormer's key signature (``patch_embed.proj``, ``output`` and attention temperatures in ``latent``)."""
+    return has_keys(state, "patch_embed.proj.weight", "output.weight") and has_match(
+        state, r"latent\.\d+\.attn\.temperature")
+
+
+def _solve_expansion(pairs: list[tuple[int, int]]) -> float:
+    """A factor ``f`` with ``int(dim * f) == hidden`` for every (dim, hidden) pair."""
+    for f in (2.66, 2.0, 3.0, 4.0, 1.0, 1.5, 2.5, 2.67, 2.65):
+        if all(int(d * f) == h for d, h in pairs):
+            return f
+    lo = max(h / d for d, h in pairs)
+    hi = min((h + 1) / d for d, h in pairs)
+    return float((lo + hi) / 2 if lo < hi else lo)
+
+
+def _infer(state: Tensors) -> dict:
+    """Width, blocks, heads (from the temperatures), FFN expansion and LayerNorm type from the weights."""
+    stages = ["encoder_level1", "encoder_level2", "encoder_level3", "latent"]
+    pairs = [
+        (int(state[f"{s}.0.ffn.project_out.weight"].shape[0]), int(state[f"{s}.0.ffn.project_out.weight"].shape[1]))
+        for s in stages
+    ]
+    return {
+        "inp_channels": int(state["patch_embed.proj.weight"].shape[1]),
+        "out_channels": int(state["output.weight"].shape[0]),
+        "dim": int(state["patch_embed.proj.weight"].shape[0]),
+        "num_blocks": [count_indices(state, rf"{s}\.(\d+)\.attn\.temperature") for s in stages],
+        "num_refinement_blocks": count_indices(state, r"refinement\.(\d+)\.attn\.temperature"),
+        "heads": [int(state[f"{s}.0.attn.temperature"].shape[0]) for s in stages],
+        "ffn_expansion_factor": _solve_expansion(pairs),
+        "bias": "encoder_level1.0.attn.qkv.bias" in state,
+        "LayerNorm_type": "WithBias" if "encoder_level1.0.norm1.body.bias" in state else "BiasFree",
+        "dual_pixel_task": "skip_conv.weight" in state,
+    }
+
+
+def _caps(args: dict) -> Capabilities:
+    # transposed (channel) attention pools over every pixel: tiles differ slightly from the whole image
+    return Capabilities(value_range="0,1", size_multiple=8, global_context=True,
+                        channels_last={"cpu": False, "cuda": True, "mps": False})
+
+
 @register_model(
     "restormer",
     description="Restormer (swz30 layout; 26.13 M params at defaults); inputs in [0, 1]",
-    value_range="0,1",
-    size_multiple=8,
     presets=RESTORMER_PRESETS,
+    detect=_detect,
+    infer=_infer,
+    capabilities=_caps,
 )
 def restormer(
     inp_channels: int = 3,

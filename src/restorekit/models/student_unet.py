@@ -26,6 +26,7 @@ import torch.nn as nn
 
 from restorekit.models.layers import pad_to_multiple
 from restorekit.models.registry import register_model
+from restorekit.models.spec import Capabilities, Tensors, count_indices, has_keys
 
 
 class StudentConvBlock(nn.Module):
@@ -113,16 +114,46 @@ class StudentUNet(nn.Module):
         return out + inp if self.global_residual else out
 
 
+def _detect(state: Tensors) -> bool:
+    """The key signature of :class:`StudentUNet` (``enc1``, ``bottleneck``, transposed-conv ``up1``, ``final``)."""
+    return has_keys(state, "enc1.block.0.weight", "bottleneck.block.0.weight", "up1.weight", "final.weight")
+
+
+def _infer(state: Tensors) -> dict:
+    """Base width, depth and the seed's legacy three-level layout from tensor shapes."""
+    levels = count_indices(state, r"enc(\d+)\.block\.0\.weight") - 1  # enc indices start at 1
+    base = int(state["enc1.block.0.weight"].shape[0])
+    bott = int(state["bottleneck.block.0.weight"].shape[0])
+    args: dict = {
+        "base_filters": base,
+        "in_channels": int(state["enc1.block.0.weight"].shape[1]),
+        "out_channels": int(state["final.weight"].shape[0]),
+    }
+    if bott == base * 8 and levels in (2, 3):
+        # the seed's layout: 3 levels for depth >= 3 (its training used depth=4), 2 levels below
+        args.update(depth=4 if levels == 3 else 2, legacy_three_levels=True)
+    else:
+        args.update(depth=levels, legacy_three_levels=False)
+    return args
+
+
+def _caps(args: dict) -> Capabilities:
+    legacy = bool(args["legacy_three_levels"])
+    mult = 16 if legacy else 2 ** int(args["depth"])
+    return Capabilities(value_range="0,1", size_multiple=mult)
+
+
 @register_model(
     "student_unet",
     description="BatchNorm/ConvTranspose U-Net student of the distillation seed; inputs in [0, 1]",
-    value_range="0,1",
-    size_multiple=1,
     presets={
         "seed-legacy": {"base_filters": 64, "depth": 4, "legacy_three_levels": True},
         "base64-d4": {"base_filters": 64, "depth": 4},
         "base32-d4": {"base_filters": 32, "depth": 4},
     },
+    detect=_detect,
+    infer=_infer,
+    capabilities=_caps,
 )
 def student_unet(
     base_filters: int = 64,

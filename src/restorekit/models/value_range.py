@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+from restorekit.models.spec import caps_of
 
 
 def model_value_range(model: nn.Module) -> str:
     """The value range a model works in: ``"0,1"`` (default) or ``"-1,1"``."""
-    return str(getattr(model, "restorekit_value_range", "0,1"))
+    return caps_of(model).value_range
 
 
 def to_model_range(x: torch.Tensor, value_range: str) -> torch.Tensor:

@@ -30,7 +30,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from restorekit.errors import CheckpointError
 from restorekit.models.registry import register_model
+from restorekit.models.spec import Capabilities, Tensors, count_indices, has_keys
 
 
 class ViTAttention(nn.Module):
@@ -259,12 +261,53 @@ VIT_PRESETS: dict[str, dict] = {
 }
 
 
+def _detect(state: Tensors) -> bool:
+    """The ViT restorer's key signature (position embedding, conv patch embedding, a linear head)."""
+    return has_keys(state, "pos_embed", "patch_embed.proj.0.weight") and (
+        "head.weight" in state or "patch_recon.proj.weight" in state)
+
+
+#: head counts of the standard presets by width (heads cannot be read from the weights)
+_VIT_HEADS = {192: 3, 384: 6, 768: 12, 1024: 16}
+
+
+def _infer(state: Tensors) -> dict:
+    """Image/patch size, width, depth and head type from the weights; heads from the standard presets."""
+    w = state["patch_embed.proj.0.weight"]
+    embed_dim, in_ch, patch = int(w.shape[0]), int(w.shape[1]), int(w.shape[-1])
+    n = int(state["pos_embed"].shape[1])
+    grid = math.isqrt(n)
+    if grid * grid != n:
+        raise CheckpointError(f"vit_restorer: pos_embed has {n} tokens, not a square grid")
+    simple = "head.weight" in state
+    out_w = state["head.weight" if simple else "patch_recon.proj.weight"]
+    return {
+        "img_size": grid * patch,
+        "patch_size": patch,
+        "in_channels": in_ch,
+        "out_channels": int(out_w.shape[0]) // (patch * patch),
+        "embed_dim": embed_dim,
+        "depth": count_indices(state, r"blocks\.(\d+)\.attn\.qkv\.weight"),
+        "num_heads": _VIT_HEADS.get(embed_dim, max(1, embed_dim // 64)),
+        "mlp_ratio": int(state["blocks.0.mlp.fc1.weight"].shape[0]) / embed_dim,
+        "use_skip_connections": "skip_fusion.weight" in state,
+        "use_simple_head": simple,
+    }
+
+
+def _caps(args: dict) -> Capabilities:
+    # defined at img_size: tiles of exactly that size; attention spans the whole tile
+    return Capabilities(value_range="0,1", size_multiple=int(args["patch_size"]), native_size=int(args["img_size"]),
+                        global_context=True)
+
+
 @register_model(
     "vit_restorer",
     description="ViT restorer of the manuscript seed (base 86.43 M params); inputs in [0, 1]",
-    value_range="0,1",
-    size_multiple=1,
     presets=VIT_PRESETS,
+    detect=_detect,
+    infer=_infer,
+    capabilities=_caps,
 )
 def vit_restorer(
     img_size: int = 256,

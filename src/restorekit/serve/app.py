@@ -281,6 +281,8 @@ def render_result(key: str, entry: dict[str, Any], result: dict[str, Any], ref: 
         except RestoreKitError as exc:
             st.warning(f"No PSNR/SSIM for {entry['name']}: {exc}")
 
+    render_ocr(key, before, after, result)
+
     fkey = fmt.lower()
     data = encode_output(after, fkey, quality=95, bit_depth=output_bit_depth(entry["info"].bit_depth, fkey))
     stem = Path(entry["name"]).stem
@@ -292,6 +294,33 @@ def render_result(key: str, entry: dict[str, Any], result: dict[str, Any], ref: 
         key=f"dl-{key}-{fkey}",
     )
     result.setdefault("downloads", {})[fkey] = data
+
+
+@st.cache_data(show_spinner=False)
+def ocr_langs() -> list[str]:
+    """Tesseract languages installed here (cached; empty without Tesseract: the OCR view is then hidden)."""
+    from restorekit.documents.ocr import available_langs
+
+    return available_langs()
+
+
+def render_ocr(key: str, before: np.ndarray, after: np.ndarray, result: dict[str, Any]) -> None:
+    """Documents: Tesseract's text of the original and of the restored image side by side (only with Tesseract)."""
+    langs = ocr_langs()
+    if not langs:
+        return
+    with st.expander("OCR text (Tesseract)"):
+        lang = st.radio("Language", langs, horizontal=True, key=f"ocr-lang-{key}")
+        if st.button("Read the text", key=f"ocr-{key}"):
+            from restorekit.documents.ocr import read_pair
+
+            with st.spinner("Tesseract is reading both images"):
+                result.setdefault("ocr", {})[lang] = read_pair(before, after, lang)
+        texts = result.get("ocr", {}).get(lang)
+        if texts is not None:
+            c1, c2 = st.columns(2)
+            c1.text_area("Original", texts[0], height=240, key=f"ocr-in-{key}-{lang}")
+            c2.text_area("Restored", texts[1], height=240, key=f"ocr-out-{key}-{lang}")
 
 
 def run_restoration(loaded: LoadedModel, decoded: dict[str, dict[str, Any]], settings: RestoreSettings, results: dict, tag: str) -> None:

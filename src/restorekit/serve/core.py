@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 from restorekit.errors import CheckpointError, ConfigError, ImageReadError
+from restorekit.models.spec import arch_of
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch.nn as nn
@@ -339,7 +340,7 @@ def prepare_model(model: "nn.Module", *, name: str, device: str = "cpu", source:
         model=model,
         device=str(dev),
         source=source,
-        arch=str(getattr(model, "restorekit_arch", type(model).__name__)),
+        arch=str(arch_of(model)),
         value_range=model_value_range(model),
         params=_count_params(model),
     )

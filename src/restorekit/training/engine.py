@@ -33,6 +33,7 @@ from restorekit.errors import CheckpointError, ConfigError
 from restorekit.training.config import RunConfig, config_to_dict, flatten_config
 from restorekit.training.plan import EpochPlan, Stage, accumulation_schedule, make_plan, total_steps
 from restorekit.utils.atomic import atomic_write_json, atomic_write_text
+from restorekit.models.spec import arch_of, args_of
 
 CHECKPOINT_DIR = "checkpoints"
 PACKAGE_FILE = "model.safetensors"
@@ -107,10 +108,10 @@ def load_initial_weights(model: nn.Module, path: str) -> None:
     from restorekit.models.loading import load_model
 
     try:
-        src = load_model(path, arch=getattr(model, "restorekit_arch", None), **getattr(model, "restorekit_args", {}))
+        src = load_model(path, arch=arch_of(model), **args_of(model))
         model.load_state_dict(src.state_dict(), strict=True)
     except (CheckpointError, RuntimeError) as exc:
-        raise ConfigError(f"model.init '{path}': cannot initialise {getattr(model, 'restorekit_arch', 'the model')} from it: {exc}") from exc
+        raise ConfigError(f"model.init '{path}': cannot initialise {arch_of(model)} from it: {exc}") from exc
 
 
 def build_plan(cfg: RunConfig, n_train: int, world: int) -> list[EpochPlan]:

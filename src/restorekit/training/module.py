@@ -25,6 +25,7 @@ from restorekit.training.config import RunConfig
 from restorekit.training.ema import ema_update, make_ema_copy
 from restorekit.training.forward import predict01
 from restorekit.training.schedules import build_scheduler
+from restorekit.models.spec import arch_of, args_of
 
 #: batch keys a loss term may compare against (LossTerm.target)
 _LOSS_EXTRAS = ("teacher",)
@@ -162,8 +163,8 @@ class RestorationModule(pl.LightningModule):
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["restorekit"] = {
-            "arch": getattr(self.model, "restorekit_arch", None),
-            "arch_args": getattr(self.model, "restorekit_args", {}),
+            "arch": arch_of(self.model),
+            "arch_args": args_of(self.model),
             "value_range": self.value_range,
             "ema": self.ema_model is not None,
             "skipped_batches": self.skipped_batches,
