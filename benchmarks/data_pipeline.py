@@ -6,6 +6,10 @@ scikit-image resized to 1280x720, the blurred partner made by ``gopro-like``):
 (a) the seed project's original approach: decode the full frame with PIL,
     convert the whole frame to a float tensor in [-1, 1], batch full frames,
     random-crop 256x256 (+ flips) in the training loop;
+(a2) the seed's current v2 loader: crop + flips + 90-degree rotations inside
+    ``__getitem__`` in the PIL domain (``SeedV2Dataset``);
+(a3) BasicSR's paired loader approach: ``cv2.imdecode`` to float32, crop and augment
+    the float arrays, ``img2tensor`` (``BasicSRPairedDataset``);
 (b) restorekit's loader (crop on the decoded uint8 array, then float, then augment);
 (c) restorekit's loader over packed forms (``restorekit data pack``: a JPEG-q95 folder,
     and LMDB holding JPEG-q95 bytes);
@@ -16,7 +20,8 @@ pipeline, and how many patches per second one training step of the demo model
 (deblur_unet, batch 4, AdamW) consumes on this machine.
 
 Usage: ``python benchmarks/data_pipeline.py [--frames 12] [--patches 48] [--quick]``.
-The last line printed is one JSON object (``speedup_vs_seed`` = (b)/(a), PNG, 2 workers).
+The last line printed is one JSON object (``speedup_vs_seed`` = (b)/(a), ``speedup_vs_seed_v2`` = (b)/(a2),
+PNG, 2 workers); the four loaders are interleaved (``--rounds`` rounds, medians).
 """
 
 from __future__ import annotations
@@ -28,10 +33,14 @@ import shutil
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_info, load_average  # noqa: E402
 
 W, H, PATCH, BATCH = 1280, 720, 256, 4
 
@@ -112,6 +121,103 @@ def seed_crop(blur: Any, sharp: Any, gen: Any) -> tuple[Any, Any]:
     return torch.stack(outs_b), torch.stack(outs_s)
 
 
+# ----------------------------------------------------------------------------- (a2) the seed's v2 loader, (a3) BasicSR
+
+
+class SeedV2Dataset:
+    """The seed's current (v2) ``DeblurDataset``: crop and augment inside ``__getitem__``, in the PIL domain.
+
+    PIL decode of both full frames, one synchronized random 256 crop (PIL ``crop``), hflip / vflip
+    (50 % each, PIL), a random 90-degree rotation k in {0..3} done as in the seed (to_tensor ->
+    ``torch.rot90`` -> to_pil_image), then ToTensor + Normalize(0.5, 0.5) to [-1, 1]. torchvision's
+    functions are written out with PIL/numpy/torch (restorekit does not depend on torchvision).
+    """
+
+    def __init__(self, root: Path, seed: int = 0) -> None:
+        import random
+
+        self.pairs = sorted((p, p.parent.parent / "sharp" / p.name) for p in root.glob("*/blur/*"))
+        self.rng = random.Random(seed)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    @staticmethod
+    def _to_tensor(img: Any) -> Any:
+        import torch
+
+        return torch.from_numpy(np.asarray(img)).permute(2, 0, 1).float().div(255)
+
+    @staticmethod
+    def _to_pil(t: Any) -> Any:
+        from PIL import Image
+
+        return Image.fromarray(t.mul(255).byte().permute(1, 2, 0).contiguous().numpy())
+
+    def __getitem__(self, i: int) -> tuple[Any, Any]:
+        import torch
+        from PIL import Image
+
+        b_path, s_path = self.pairs[i]
+        blur, sharp = Image.open(b_path).convert("RGB"), Image.open(s_path).convert("RGB")
+        w, h = blur.size
+        left, top = self.rng.randint(0, w - PATCH), self.rng.randint(0, h - PATCH)
+        box = (left, top, left + PATCH, top + PATCH)
+        blur, sharp = blur.crop(box), sharp.crop(box)
+        if self.rng.random() > 0.5:
+            blur, sharp = blur.transpose(Image.FLIP_LEFT_RIGHT), sharp.transpose(Image.FLIP_LEFT_RIGHT)
+        if self.rng.random() > 0.5:
+            blur, sharp = blur.transpose(Image.FLIP_TOP_BOTTOM), sharp.transpose(Image.FLIP_TOP_BOTTOM)
+        k = self.rng.choice([0, 1, 2, 3])
+        if k > 0:
+            blur = self._to_pil(torch.rot90(self._to_tensor(blur), k=k, dims=[1, 2]))
+            sharp = self._to_pil(torch.rot90(self._to_tensor(sharp), k=k, dims=[1, 2]))
+        return (self._to_tensor(blur) - 0.5) / 0.5, (self._to_tensor(sharp) - 0.5) / 0.5
+
+
+class BasicSRPairedDataset:
+    """BasicSR's ``PairedImageDataset`` approach (disk backend): read bytes, ``cv2.imdecode`` the full frames to
+    float32 [0, 1] BGR, ``paired_random_crop`` on the float arrays, ``augment`` (hflip, vflip, rot90 as a transpose),
+    ``img2tensor`` (BGR -> RGB, HWC -> CHW)."""
+
+    def __init__(self, root: Path, seed: int = 0) -> None:
+        self.pairs = sorted((p, p.parent.parent / "sharp" / p.name) for p in root.glob("*/blur/*"))
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    @staticmethod
+    def _imfrombytes(content: bytes) -> np.ndarray:
+        import cv2
+
+        img = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_COLOR)
+        return img.astype(np.float32) / 255.0
+
+    def __getitem__(self, i: int) -> tuple[Any, Any]:
+        import torch
+
+        lq_path, gt_path = self.pairs[i]
+        img_gt = self._imfrombytes(Path(gt_path).read_bytes())
+        img_lq = self._imfrombytes(Path(lq_path).read_bytes())
+        h, w = img_lq.shape[:2]
+        top, left = int(self.rng.integers(0, h - PATCH + 1)), int(self.rng.integers(0, w - PATCH + 1))
+        img_lq = img_lq[top : top + PATCH, left : left + PATCH, ...]
+        img_gt = img_gt[top : top + PATCH, left : left + PATCH, ...]
+        hflip, vflip, rot90 = self.rng.random() < 0.5, self.rng.random() < 0.5, self.rng.random() < 0.5
+        out = []
+        for img in (img_gt, img_lq):
+            if hflip:
+                img = img[:, ::-1]
+            if vflip:
+                img = img[::-1]
+            if rot90:
+                img = img.transpose(1, 0, 2)
+            img = np.ascontiguousarray(img[..., ::-1])  # BGR -> RGB
+            out.append(torch.from_numpy(img.transpose(2, 0, 1).copy()).float())
+        return out[1], out[0]
+
+
 # ----------------------------------------------------------------------------- timing
 
 
@@ -143,6 +249,16 @@ def bench_seed(root: Path, workers: int, n: int) -> float:
         return x.shape[0]
 
     rate = patches_per_second(lambda: dl, n, on_batch)
+    del dl
+    return rate
+
+
+def bench_patch_dataset(ds: Any, workers: int, n: int) -> float:
+    """Patches per second of a dataset that returns ``(input, target)`` 256 patches (seed v2, BasicSR)."""
+    from torch.utils.data import DataLoader
+
+    dl = DataLoader(ds, batch_size=BATCH, shuffle=True, num_workers=workers, persistent_workers=workers > 0, drop_last=True)
+    rate = patches_per_second(lambda: dl, n, lambda b: int(b[0].shape[0]))
     del dl
     return rate
 
@@ -205,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=12, help="number of 1280x720 frame pairs (default 12)")
     ap.add_argument("--patches", type=int, default=48, help="patches timed per configuration (default 48)")
     ap.add_argument("--quick", action="store_true", help="tiny run (smoke test of the script)")
+    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds per configuration (medians reported)")
+    ap.add_argument("--out", default=None, help="also write the JSON here (atomically)")
     ap.add_argument("--keep", help="keep the generated data in this folder")
     args = ap.parse_args(argv)
     if args.quick:
@@ -212,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    load_before = load_average()
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     from restorekit.data.pack import pack_dataset
 
@@ -232,12 +351,20 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for workers in (0, 2):
             for src_name, root in (("png", png), ("jpeg", jpg)):
-                a = bench_seed(root, workers, args.patches)
-                b = bench_restorekit({"kind": "gopro", "root": str(root)}, workers, args.patches)
-                res[f"seed_{src_name}_w{workers}"] = round(a, 2)
-                res[f"restorekit_{src_name}_w{workers}"] = round(b, 2)
+                # interleaved A B C D A B C D; the medians of the rounds are kept
+                runs: dict[str, list[float]] = {"seed": [], "seed_v2": [], "basicsr": [], "restorekit": []}
+                for _ in range(args.rounds):
+                    runs["seed"].append(bench_seed(root, workers, args.patches))
+                    runs["seed_v2"].append(bench_patch_dataset(SeedV2Dataset(root), workers, args.patches))
+                    runs["basicsr"].append(bench_patch_dataset(BasicSRPairedDataset(root), workers, args.patches))
+                    runs["restorekit"].append(bench_restorekit({"kind": "gopro", "root": str(root)}, workers, args.patches))
+                med = {k: float(np.median(v)) for k, v in runs.items()}
+                a, b = med["seed"], med["restorekit"]
+                for k, v in med.items():
+                    res[f"{k}_{src_name}_w{workers}"] = round(v, 2)
                 rows.append((f"{src_name} w{workers}", a, b))
-                print(f"  {src_name:4s} workers={workers}: seed {a:7.1f} patches/s   restorekit {b:7.1f} patches/s   x{b / a:.2f}", flush=True)
+                print(f"  {src_name:4s} workers={workers}: seed {a:7.1f}  seed v2 {med['seed_v2']:7.1f}  basicsr "
+                      f"{med['basicsr']:7.1f}  restorekit {b:7.1f} patches/s   x{b / med['seed_v2']:.2f} vs v2", flush=True)
             for pk in ("packed_jpeg", "packed_lmdb"):
                 c = bench_restorekit({"kind": "gopro", "root": str(tmp / pk)}, workers, args.patches)
                 res[f"restorekit_{pk}_w{workers}"] = round(c, 2)
@@ -259,12 +386,24 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(tmp, ignore_errors=True)
 
     res["speedup_vs_seed"] = round(res["restorekit_png_w2"] / res["seed_png_w2"], 2)
+    res["speedup_vs_seed_v2"] = round(res["restorekit_png_w2"] / res["seed_v2_png_w2"], 2)
+    res["speedup_vs_basicsr"] = round(res["restorekit_png_w2"] / res["basicsr_png_w2"], 2)
+    res["speedup_vs_seed_v2_w0"] = round(res["restorekit_png_w0"] / res["seed_v2_png_w0"], 2)
     res["speedup_vs_seed_w0"] = round(res["restorekit_png_w0"] / res["seed_png_w0"], 2)
     best_packed = max(res["restorekit_packed_jpeg_w2"], res["restorekit_packed_lmdb_w2"])
     res["packed_speedup_vs_seed"] = round(best_packed / res["seed_png_w2"], 2)
     res["pipeline_over_train_step"] = round(res["restorekit_png_w2"] / res["train_step_patches_per_s"], 1)
     print(f"speedup vs seed (PNG, 2 workers): x{res['speedup_vs_seed']}; packed: x{res['packed_speedup_vs_seed']}; "
           f"pipeline supplies {res['pipeline_over_train_step']}x what a training step consumes")
+    res["load_avg_1m"] = [load_before, load_average()]
+    res["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    res["machine"] = cpu_info()
+    res["benchmark"] = "data_pipeline"
+    res["goals"] = {"speedup_vs_seed_v2_1.5x": res["speedup_vs_seed_v2"] >= 1.5}
+    if args.out:
+        from restorekit.utils.atomic import atomic_write_text
+
+        atomic_write_text(args.out, json.dumps(res, indent=1) + "\n")
     print(json.dumps(res))
     return 0
 

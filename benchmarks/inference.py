@@ -11,8 +11,11 @@ depend on them):
 (d) ONNX Runtime through an exported ``.onnx`` file (``restorekit export``), default tiling;
 (e) eager PyTorch channels_last with the default tiling (the fallback runtime).
 
-It also measures a large fp32 matrix multiply right before and after (c) (the
-machine's practical peak), reports the useful model GFLOP/s of (c) (2 x MACs of the
+It also measures a large fp32 matrix multiply and the FMA peak of the CPU (a
+register-only vector FMA kernel, ``benchmarks/machine.py``; not a matmul) right before
+and after (c), reports ``fraction_of_fma_peak`` of (c), ``eager_speedup_vs_seed_tiling``
+= (b) / (e) (restorekit's eager PyTorch path alone, no ONNX Runtime), ``lscpu``'s model
+name and clock, and the load average; the matmul figure (the machine's practical peak), reports the useful model GFLOP/s of (c) (2 x MACs of the
 whole image / time, overlap not counted) against it, and the peak RSS of a fresh
 subprocess restoring a 4096x4096 image with the default path.
 
@@ -39,6 +42,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_info, fma_peak_gflops, load_average  # noqa: E402
 
 MODELS = {
     "demo_unet": ("deblur_unet", {}),
@@ -199,6 +205,7 @@ def main() -> None:
     ap.add_argument("--mem-size", type=int, default=4096)
     ap.add_argument("--budget-s", type=float, default=540.0, help="rough wall-clock budget of the whole run")
     ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--out", default=None, help="also write the summary JSON here (atomically)")
     args = ap.parse_args()
 
     import restorekit
@@ -219,8 +226,11 @@ def main() -> None:
     img = np.ascontiguousarray(np.tile(base, (reps, reps, 1))[: args.size, : args.size])
     img += rng.normal(0, 0.02, img.shape).astype(np.float32)
     np.clip(img, 0, 1, out=img)
+    load0 = load_average()
     mm0 = matmul_gflops()
     print(f"matmul fp32 2048^3: {mm0:.1f} GFLOP/s", flush=True)
+    fma0 = fma_peak_gflops(cores=threads)
+    print(f"FMA peak ({threads} cores, register-only vector FMA kernel): {fma0}", flush=True)
     names = [n for n in args.models.split(",") if n]
     results: dict[str, dict] = {}
     mem4096: dict = {}
@@ -243,13 +253,18 @@ def main() -> None:
         restore_image(rt_default, img[:256, :256])  # warm-up
         tile_c, ov_c, batch_c = resolve_plan(rt_default, args.size, args.size, "auto", 32, 4, torch.device("cpu"))
         mm_before = matmul_gflops()
+        fma_before = fma_peak_gflops(cores=threads, repeats=1)
         c = timed_restore(rt_default, img, tile="auto", overlap=32, batch=4, limit_s=0.35 * slice_s)
         mm_after = matmul_gflops()
+        fma_after = fma_peak_gflops(cores=threads, repeats=1)
         mm = (mm_before + mm_after) / 2
+        fma = [f["gflops_all_cores"] for f in (fma_before, fma_after) if f]
+        r["fma_gflops_around_c"] = sum(fma) / len(fma) if fma else None
         r["c_default"] = {k: v for k, v in c.items() if k != "out"} | {"tile": tile_c, "overlap": ov_c, "batch": batch_c}
         r["c_default"]["gflops_useful"] = 2 * macs / 1e9 / c["seconds"]
         r["matmul_gflops_around_c"] = mm
         r["fraction_of_matmul_peak"] = r["c_default"]["gflops_useful"] / mm
+        r["fraction_of_fma_peak"] = r["c_default"]["gflops_useful"] / r["fma_gflops_around_c"] if fma else None
         print(f"(c) default [{r['default_runtime']}, tile {tile_c}/{ov_c}, batch {batch_c}]: {c['seconds']:.1f} s"
               f"{' (extrapolated)' if c['extrapolated'] else ''}, +{c['peak_rss_increase_mb']:.0f} MB RSS, "
               f"{r['c_default']['gflops_useful']:.0f} useful GFLOP/s = {r['fraction_of_matmul_peak']:.2f} of matmul "
@@ -281,7 +296,8 @@ def main() -> None:
         rt_eager = make_runtime(model, "cpu", "eager")
         restore_image(rt_eager, img[:tile_c, :tile_c], tile=tile_c)  # warm-up
         e = timed_restore(rt_eager, img, tile=tile_c, overlap=ov_c, batch=4, limit_s=0.1 * slice_s)
-        r["e_eager_channels_last"] = {k: v for k, v in e.items() if k != "out"}
+        r["e_eager_channels_last"] = {k: v for k, v in e.items() if k != "out"} | {"runtime": rt_eager.describe()}
+        r["eager_speedup_vs_seed_tiling"] = b["seconds"] / e["seconds"]
         print(f"(e) eager channels_last, default tiling: {e['seconds']:.1f} s{' (extrapolated)' if e['extrapolated'] else ''}",
               flush=True)
 
@@ -324,6 +340,11 @@ def main() -> None:
         "matmul_gflops": mm0,
         "speedup_vs_seed_tiling": round(results[key0]["speedup_vs_seed_tiling"], 3),
         "fraction_of_matmul_peak": round(results[key0]["fraction_of_matmul_peak"], 3),
+        "fma_peak": fma0,
+        "fraction_of_fma_peak": (round(results[key0]["fraction_of_fma_peak"], 3)
+                                 if results[key0].get("fraction_of_fma_peak") is not None else None),
+        "eager_speedup_vs_seed_tiling": round(results[key0]["eager_speedup_vs_seed_tiling"], 3),
+        "machine": {**cpu_info(), "torch": torch.__version__},
         "peak_mem_mb_4096": round(mem4096["peak_rss_mb"], 1) if "peak_rss_mb" in mem4096 else None,
         "per_model": {
             k: {
@@ -337,6 +358,8 @@ def main() -> None:
                 "speedup_vs_seed_tiling": round(v["speedup_vs_seed_tiling"], 3),
                 "gflops_useful": round(v["c_default"]["gflops_useful"], 1),
                 "fraction_of_matmul_peak": round(v["fraction_of_matmul_peak"], 3),
+                "fraction_of_fma_peak": round(v["fraction_of_fma_peak"], 3) if v.get("fraction_of_fma_peak") else None,
+                "eager_speedup_vs_seed_tiling": round(v["eager_speedup_vs_seed_tiling"], 3),
             }
             for k, v in results.items()
         },
@@ -347,7 +370,18 @@ def main() -> None:
         },
         "total_seconds": round(total, 1),
         "load_average_end": round(os.getloadavg()[0], 2),
+        "load_avg_1m": [load0, load_average()],
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
+    summary["goals"].update({
+        "speedup_3x": results[key0]["speedup_vs_seed_tiling"] >= 3.0,
+        "eager_speedup_1.5x": results[key0]["eager_speedup_vs_seed_tiling"] >= 1.5,
+        "fma_fraction_0.7": bool(summary["fraction_of_fma_peak"] and summary["fraction_of_fma_peak"] >= 0.7),
+    })
+    if args.out:
+        from restorekit.utils.atomic import atomic_write_text
+
+        atomic_write_text(args.out, json.dumps(summary, indent=1) + "\n")
     print(json.dumps(summary))
 
 

@@ -13,12 +13,13 @@ def test_short_demo_writes_report_and_beats_input(tmp_path):
 
     out = tmp_path / "demo"
     rc = main([
-        "demo", "--minutes", "1", "--out", str(out), "--no-progress", "--device", "cpu",
-        # small settings so that a minute is enough on a busy 2-core machine: a narrower U-Net,
-        # strong noise (the model gains once it has learnt to denoise), one held-out photo
-        "--set", "model.args.base_ch=16",
+        "demo", "--minutes", "1.5", "--out", str(out), "--no-progress", "--device", "cpu",
+        # small settings so that a minute and a half is enough on a busy 2-core machine: a narrow
+        # NAFNet, strong noise (the model gains once it has learnt to denoise), two held-out photos
+        "--set", "model.args.width=8",
         "--set", "data.patch_size=48",
-        "--set", "data.val_names=[coffee]",
+        "--set", "data.names=[astronaut, cat, motorcycle_left, coffee]",
+        "--set", "data.val_names=[coffee, chelsea]",
         "--set", "data.degrade=[{name: gaussian_blur, kernel_sizes: [5], sigma: [1.0, 1.0]}, "
                  "{name: gaussian_noise, p: 1.0, sigma: [0.15, 0.15]}]",
         "--set", "tracking.enabled=false",
@@ -27,21 +28,27 @@ def test_short_demo_writes_report_and_beats_input(tmp_path):
     report = json.loads((out / "report.json").read_text())
     for side in ("input", "output"):
         assert 5.0 < report[side]["psnr"] < 60.0 and 0.0 < report[side]["ssim"] <= 1.0
-    assert report["n_images"] == 1 and report["images"][0]["name"] == "coffee"
+    # two distinct photos, two degraded draws each; `cat` (= chelsea) was kept out of training by content
+    assert report["n_images"] == 2 and report["n_samples"] == 4
+    assert [r["name"] for r in report["images"]] == ["coffee", "chelsea"]
+    assert report["train_photos"] == 2 and {d["name"] for d in report["split"]["dedup"]["dropped"]} == {"cat"}
     assert report["gain_db"] == pytest.approx(report["output"]["psnr"] - report["input"]["psnr"])
     assert report["output"]["psnr"] > report["input"]["psnr"]
     assert report["steps"] > 0 and report["calibration"]["threads"] >= 1
-    # scored by restorekit.evaluation next to the classical deblurring baselines
+    # scored by restorekit.evaluation next to every classical baseline that fits blur + noise
     assert report["protocol"] == "rgb"
-    assert set(report["baselines"]) == {"wiener", "richardson_lucy", "unsharp"}
+    assert set(report["baselines"]) == {"nlm", "bilateral", "wiener", "richardson_lucy", "unsharp", "nlm_wiener"}
     best = report["best_baseline"]
     assert report["gain_over_best_baseline_db"] == pytest.approx(report["output"]["psnr"] - report["baselines"][best]["psnr"])
+    lo, hi = report["gain_over_best_baseline_ci95_db"]
+    assert lo <= report["gain_over_best_baseline_db"] <= hi
     ev = json.loads((out / "eval" / "report.json").read_text())
     assert ev["methods"]["output"]["mean"]["psnr"] == pytest.approx(report["output"]["psnr"])
-    assert ev["methods"]["input"]["per_image"][0]["psnr"] == pytest.approx(report["images"][0]["input"]["psnr"])
-    for name in ("model.safetensors", "report.md", "training_history.json", "training_curves.png", "comparisons/coffee.png"):
+    assert ev["methods"]["nlm"]["per_image"][0]["psnr"] == pytest.approx(report["samples"][0]["nlm"]["psnr"])
+    for name in ("model.safetensors", "report.md", "training_history.json", "training_curves.png",
+                 "comparisons/coffee_0.png", "comparisons/chelsea_1.png", "split.json"):
         assert (out / name).is_file(), name
-    assert "gain" in (out / "report.md").read_text()
+    assert "Per photo" in (out / "report.md").read_text()
     # a second demo into the same folder replaces the first; a foreign folder is refused
     foreign = tmp_path / "mine"
     foreign.mkdir()
@@ -59,8 +66,9 @@ def test_demo_yaml_matches_builtin_recipe():
     path = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
     assert load_yaml(path) == DEMO_CONFIG
     cfg = demo_config()
-    assert cfg.model.name == "deblur_unet" and cfg.model.args["base_ch"] == 32
+    assert cfg.model.name == "nafnet" and cfg.model.args["width"] == 16
     assert cfg.data.kind == "skimage" and set(cfg.data.val_names).isdisjoint(cfg.data.names)
+    assert len(cfg.data.val_names) >= 6
 
 
 def test_budget_fits_the_minutes():
@@ -74,3 +82,43 @@ def test_budget_fits_the_minutes():
     assert b["steps_per_epoch"] * b["epochs"] >= b["max_steps"]
     tiny = plan_budget(0.5, 10.0, {"step_s": 2.0, "val_s": 1.0, "val_s_per_mpx": 2.0}, 5, 4, 0.3)
     assert tiny["max_steps"] >= tiny["epochs"] >= 1
+
+
+def _section(text: str, heading: str) -> str:
+    start = text.index(heading)
+    nxt = text.find("\n## ", start + len(heading))
+    return text[start: nxt if nxt > 0 else len(text)]
+
+
+def demo_figures(report: dict) -> list[str]:
+    """The strings README and docs/training.md must quote from the committed demo report."""
+    best = report["best_baseline"]
+    lo, hi = report["gain_over_best_baseline_ci95_db"]
+    return [
+        f"{report['n_images']} held-out photos",
+        f"{report['n_samples']} degraded samples",
+        f"{report['input']['psnr']:.2f} dB",
+        f"{report['output']['psnr']:.2f} dB",
+        f"{report['output']['ssim']:.3f}",
+        f"`{best}`",
+        f"{report['baselines'][best]['psnr']:.2f} dB",
+        f"{report['baselines'][best]['ssim']:.3f}",
+        f"{report['gain_over_best_baseline_db']:+.2f} dB",
+        f"{lo:+.2f} .. {hi:+.2f} dB",
+        f"{report['steps']} steps",
+    ]
+
+
+def test_docs_quote_the_committed_demo_report():
+    """README's and docs/training.md's demo figures are copied from docs/results/demo-report.json."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    report = json.loads((root / "docs" / "results" / "demo-report.json").read_text())
+    assert report["n_images"] >= 6 and report["n_samples"] >= 12
+    assert {"nlm", "bilateral", "wiener", "richardson_lucy", "unsharp", "nlm_wiener"} <= set(report["baselines"])
+    assert len(report["images"]) == report["n_images"] and len(report["samples"]) == report["n_samples"]
+    for doc, heading in (("README.md", "## The demo"), ("docs/training.md", "## The demo")):
+        section = _section((root / doc).read_text(), heading)
+        missing = [s for s in demo_figures(report) if s not in section]
+        assert not missing, f"{doc} does not quote {missing} from docs/results/demo-report.json"

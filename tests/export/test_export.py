@@ -13,7 +13,7 @@ from restorekit.errors import ConfigError
 from restorekit.export import ExportError, export_model
 from restorekit.inference import OnnxRuntime, TorchScriptRuntime, make_runtime, restore_image
 from restorekit.inference.runtime import META_KEY
-from restorekit.models.spec import ModelCard, card_of, set_card
+from restorekit.models.spec import ModelCard, card_of, caps_of, set_card
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def test_round_trip(tmp_path, photo, request, fmt, suffix, which):
     rt = make_runtime(tmp_path / f"m{suffix}", "cpu")
     assert isinstance(rt, OnnxRuntime if fmt == "onnx" else TorchScriptRuntime)
     assert rt.info.arch == card_of(model).arch and rt.info.value_range == card_of(model).value_range
-    assert rt.info.size_multiple == 4  # 2 ** len(enc_blk_nums) for this small NAFNet
+    assert rt.info.size_multiple == caps_of(model).size_multiple  # the spec's multiple travels with the file
     # dynamic height/width and batch: odd-sized image, tiled with batch 3, equals the eager module
     img = photo("astronaut", 128)[:101, :77]
     a = restore_image(model, img, tile=64, overlap=16, batch=3, backend="eager")
@@ -121,3 +121,26 @@ def test_failed_verification_leaves_no_file(tmp_path):
 def test_unknown_format(tmp_path, unet):
     with pytest.raises(ConfigError):
         export_model(unet, tmp_path / "m.xyz")
+
+
+def test_cli_export_seed_format_round_trips(tmp_path, capsys):
+    """`restorekit export --format seed` writes the seed's checkpoint layout; restorekit reads it back identically."""
+    from restorekit.cli.main import main
+    from restorekit.models import create_model
+    from restorekit.models.loading import load_model
+    from restorekit.models.package import save_package
+
+    m = create_model("deblur_unet", base_ch=8).eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    save_package(m, tmp_path / "m.safetensors")
+    assert main(["export", "-m", str(tmp_path / "m.safetensors"), "--format", "seed", "--out", str(tmp_path / "s.pth")]) == 0
+    ckpt = torch.load(tmp_path / "s.pth", weights_only=True)
+    assert "model_state_dict" in ckpt and any(k.startswith("enc1.conv1.") for k in ckpt["model_state_dict"])
+    back = load_model(tmp_path / "s.pth")
+    x = torch.rand(1, 3, 48, 64) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(back(x), m(x), atol=1e-6)
+    assert main(["export", "-m", str(tmp_path / "m.safetensors"), "--format", "seed", "--out", str(tmp_path / "s.onnx")]) == 2
+    assert "--out" in capsys.readouterr().err

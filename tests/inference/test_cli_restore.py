@@ -145,23 +145,30 @@ def test_bad_model_name(tmp_path, capsys):
     assert "no_such_model" in capsys.readouterr().err
 
 
-def test_raw_files_dispatch_to_raw_helper(tmp_path, monkeypatch, identity_package):
-    """Raw files go to restorekit.raw.restore.restore_raw_file with --iso/--strength/--tile/--overlap."""
+def test_raw_files_dispatch_to_raw_helper(tmp_path, monkeypatch):
+    """Raw files go to restorekit.raw.restore.restore_raw_file with a raw-model Restorer built from the flags."""
     import sys
     import types
 
+    from restorekit.models.package import save_package
+    from restorekit.models.registry import create_model
+
+    model = create_model("nafnet_cond", chans=[8, 16], enc_blk_nums=[1], middle_blk_num=1, dec_blk_nums=[1])
+    save_package(model, tmp_path / "raw.safetensors")
     calls = []
 
-    def fake_restore_raw_file(model, path, out_path, iso="auto", strength=1.0, tile="auto", overlap=32, device=None):
-        calls.append({"path": path, "out": out_path, "iso": iso, "strength": strength, "tile": tile, "overlap": overlap})
+    def fake_restore_raw_file(restorer, path, out_path, iso="auto"):
+        calls.append({"path": path, "out": out_path, "iso": iso, "options": restorer.options, "inputs": restorer.caps.inputs})
         write_image(out_path, np.zeros((4, 4, 3), np.float32), bit_depth=16)
 
     fake = types.ModuleType("restorekit.raw.restore")
     fake.restore_raw_file = fake_restore_raw_file
     monkeypatch.setitem(sys.modules, "restorekit.raw.restore", fake)
     (tmp_path / "shot.dng").write_bytes(b"II*\0fake")
-    rc = main(["restore", "-m", str(identity_package), str(tmp_path / "shot.dng"), "--out", str(tmp_path / "o"),
-               "--iso", "3200", "--strength", "0.5", "--tile", "256", "-q", "--backend", "eager"])
+    rc = main(["restore", "-m", str(tmp_path / "raw.safetensors"), str(tmp_path / "shot.dng"), "--out", str(tmp_path / "o"),
+               "--iso", "3200", "--strength", "0.5", "--tile", "256", "--overlap", "0.25", "-q", "--backend", "eager"])
     assert rc == 0 and len(calls) == 1
-    assert calls[0]["iso"] == 3200 and calls[0]["strength"] == 0.5 and calls[0]["tile"] == 256
-    assert calls[0]["out"] == tmp_path / "o" / "shot.tif" and (tmp_path / "o" / "shot.tif").exists()
+    c = calls[0]
+    assert c["iso"] == 3200 and c["options"].strength == 0.5 and c["options"].tile == 256 and c["options"].overlap == 0.25
+    assert "rggb" in c["inputs"]
+    assert c["out"] == tmp_path / "o" / "shot.tif" and (tmp_path / "o" / "shot.tif").exists()

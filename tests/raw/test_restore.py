@@ -16,14 +16,23 @@ from restorekit.raw.restore import denoise_mosaic, restore_raw_file
 from restorekit.raw.unprocess import make_synthetic_scenes
 
 
-class PixelwiseRaw(nn.Module):
+class _PixelwiseRaw(nn.Module):
     """A per-pixel stand-in for nafnet_cond: mixes the residual with the (upsampled) mosaic by the condition."""
-
 
     def forward(self, rggb: torch.Tensor, cond: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         up = F.pixel_shuffle(rggb[:, [0, 1, 2, 3] * 3], 2)  # (B, 3, 2h, 2w): the mosaic value at each pixel
         c = cond[:, :, None, None]
         return residual * (1 - 0.5 * c) + 0.5 * c * up
+
+
+def PixelwiseRaw() -> nn.Module:  # noqa: N802
+    """The stand-in with a nafnet_cond card: its capabilities say it takes (rggb, cond, residual)."""
+    from restorekit.models.spec import ModelCard, set_card
+
+    m = _PixelwiseRaw()
+    set_card(m, ModelCard(arch="nafnet_cond", args={"chans": [8, 16], "enc_blk_nums": [1], "middle_blk_num": 1,
+                                                   "dec_blk_nums": [1]}))
+    return m
 
 
 @pytest.fixture(scope="module")

@@ -142,3 +142,19 @@ def gate_model(request):
     finally:
         release.set()
         _GATES.pop(key, None)
+
+
+@pytest.fixture(scope="session")
+def exported_zoo(tmp_path_factory, small_package) -> Path:
+    """A folder with the small package and its ONNX and TorchScript exports (``deblur_small.{safetensors,onnx,pt}``)."""
+    import shutil
+
+    from restorekit.export import export_model
+    from restorekit.models.loading import load_model
+
+    d = tmp_path_factory.mktemp("zoo")
+    shutil.copy(small_package, d / "deblur_small.safetensors")
+    model = load_model(small_package)
+    export_model(model, d / "deblur_small.onnx")
+    export_model(model, d / "deblur_small.pt")
+    return d

@@ -13,7 +13,8 @@ import pytest
 
 from restorekit.io import decode_image, encode_image
 from restorekit.serve.api import ApiError, ServeConfig, choose_format, create_app
-from restorekit.serve.core import ModelStore, RestoreSettings, restore_array
+from restorekit.inference.options import RestoreOptions
+from restorekit.serve.core import ModelStore, restore_array
 
 
 def test_multipart_round_trip_matches_the_core(small_service, astronaut_png):
@@ -166,7 +167,7 @@ def test_concurrency_limit_answers_503_with_retry_after(serve_app, gate_model, a
     net, entered, release = gate_model
     store = ModelStore(modules={"gate": net}, device="cpu")
     cfg = ServeConfig(max_concurrency=1, queue_timeout_s=0.0, retry_after_s=3, preload=False,
-                      settings=RestoreSettings(tile=0, backend="eager"))
+                      options=RestoreOptions(tile=0, backend="eager"))
     with serve_app(create_app(cfg, store=store)) as url:
         first: dict = {}
 
@@ -194,7 +195,7 @@ def test_concurrency_limit_answers_503_with_retry_after(serve_app, gate_model, a
 def test_requests_queue_for_a_slot_then_succeed(serve_app, gate_model, astronaut_png):
     net, entered, release = gate_model
     store = ModelStore(modules={"gate": net}, device="cpu")
-    cfg = ServeConfig(max_concurrency=1, max_queue=4, queue_timeout_s=30.0, preload=False, settings=RestoreSettings(tile=0, backend="eager"))
+    cfg = ServeConfig(max_concurrency=1, max_queue=4, queue_timeout_s=30.0, preload=False, options=RestoreOptions(tile=0, backend="eager"))
     with serve_app(create_app(cfg, store=store)) as url:
         results: list[int] = []
 
@@ -220,7 +221,7 @@ def test_request_timeout_answers_504_and_frees_the_slot_later(serve_app, gate_mo
     net, entered, release = gate_model
     store = ModelStore(modules={"gate": net}, device="cpu")
     cfg = ServeConfig(max_concurrency=1, queue_timeout_s=0.0, request_timeout_s=0.3, preload=False,
-                      settings=RestoreSettings(tile=0, backend="eager"))
+                      options=RestoreOptions(tile=0, backend="eager"))
     with serve_app(create_app(cfg, store=store)) as url:
         r = httpx.post(f"{url}/v1/restore", files={"image": ("a.png", astronaut_png)}, timeout=30)
         _err(r, 504, "timeout")
@@ -248,7 +249,7 @@ def test_cors_is_configurable(serve_app, small_package):
 def test_a_broken_extra_model_answers_500_and_the_server_stays_up(serve_app, small_package, tmp_path, astronaut_png):
     junk = tmp_path / "broken.safetensors"
     junk.write_bytes(b"not a model")
-    app = create_app(ServeConfig(models=[str(small_package), str(junk)], device="cpu", settings=RestoreSettings(backend="eager")))
+    app = create_app(ServeConfig(models=[str(small_package), str(junk)], device="cpu", options=RestoreOptions(backend="eager")))
     with serve_app(app) as url:
         r = httpx.post(f"{url}/v1/restore?model=broken", files={"image": ("a.png", astronaut_png)}, timeout=60)
         body = _err(r, 500, "model_unavailable")

@@ -140,7 +140,7 @@ def test_byte_limit_and_bad_model_path(monkeypatch, small_package, astronaut_png
     monkeypatch.setenv("RESTOREKIT_UI_MAX_UPLOAD_MB", "5")
     at = AppTest.from_file(app_module.__file__, default_timeout=180)
     at.run()
-    at.selectbox(key="model_choice").set_value("Other package path…").run()
+    at.selectbox(key="model_choice").set_value(app_module.OTHER_PATH).run()
     at.text_input(key="model_path").input(str(tmp_path / "missing.safetensors")).run()
     _upload(at, ("astronaut.png", astronaut_png, "image/png"))
     assert any("missing.safetensors' does not exist" in e.value for e in at.error)
@@ -175,3 +175,39 @@ def test_pure_helpers(photo):
     refs = {"x.png": 1, "y_ref.png": 2}
     assert match_reference("x.jpg", refs, 2) == 1 and match_reference("z.png", refs, 2) is None
     assert match_reference("z.png", {"only.png": 3}, 1) == 3
+
+
+def test_one_pixel_tall_image_does_not_hide_later_results(app, photo, astronaut_png):
+    # issue #18: a 1-pixel-tall upload crashed the page (st.image) and the later results were not shown
+    strip = encode_image(photo("coffee", 64)[:1], "PNG")  # 64x1
+    _upload(app, [("strip.png", strip, "image/png"), ("astronaut.png", astronaut_png, "image/png")])
+    app.button(key="restore").click().run()
+    assert not app.exception, app.exception
+    results = {r["output"].shape: r for r in _results(app)}
+    assert set(results) == {(1, 64, 3), (128, 128, 3)}
+    assert len(app.download_button) == 2  # both results rendered, the 1-pixel one included
+    assert not [e.value for e in app.error]
+    shown = [im.proto.imgs[0].caption for im in app.image]
+    assert shown.count("Restored") == 2
+    # the strip is shown enlarged (nearest-neighbour), its pixels are unchanged
+    assert app_module.to_uint8(results[(1, 64, 3)]["output"]).shape == (16, 64, 3)
+    assert np.array_equal(app_module.to_uint8(results[(1, 64, 3)]["output"])[5], app_module.to_uint8(results[(1, 64, 3)]["output"])[0])
+
+
+def test_models_folder_lists_exported_files_and_restores_with_onnx(monkeypatch, exported_zoo, astronaut_png, small_loaded):
+    monkeypatch.setenv("RESTOREKIT_UI_MODELS", "")
+    monkeypatch.setenv("RESTOREKIT_UI_MODELS_DIR", str(exported_zoo))
+    monkeypatch.setenv("RESTOREKIT_UI_DEVICE", "cpu")
+    at = AppTest.from_file(app_module.__file__, default_timeout=180)
+    at.run()
+    box = at.selectbox(key="model_choice")
+    # sorted by file name; the first of a stem keeps the bare stem (here the .onnx file)
+    assert box.options == ["deblur_small", "deblur_small.pt", "deblur_small.safetensors", app_module.OTHER_PATH]
+    box.set_value("deblur_small").run()
+    _upload(at, ("astronaut.png", astronaut_png, "image/png"))
+    at.button(key="restore").click().run()
+    assert not at.exception and not at.error
+    assert any("exported (onnxruntime)" in c.value for c in at.caption)
+    (res,) = _results(at)
+    ref = restore_array(small_loaded, decode_image(astronaut_png)[0])
+    assert quality_metrics(res["output"], ref)["psnr"] >= 45.0

@@ -60,7 +60,7 @@ def test_post_answers_the_seed_contract(service, astronaut_png):
     assert body["image_size"] == "128x128"
     jpeg = base64.b64decode(body["deblurred_image"].split(",", 1)[1])
     # same core as the service and the CLI: the JPEG (quality 90) of the core's output
-    expected = restore_array(service.model(), decode_image(astronaut_png)[0], service.settings)
+    expected = restore_array(service.model(), decode_image(astronaut_png)[0], service.options)
     assert jpeg == encode_image(expected, "JPEG", quality=90)
     assert decode_image(jpeg)[0].shape == (128, 128, 3)
     assert service.loaded
@@ -127,7 +127,7 @@ def test_model_path_from_app_setting_relative_to_app_dir(monkeypatch, tmp_path, 
     monkeypatch.setenv("RESTOREKIT_MODEL_PATH", "model/model.safetensors")
     monkeypatch.setenv("RESTOREKIT_TILE", "64")
     svc = DeblurService(base_dir=tmp_path)
-    assert svc.settings.tile == 64 and svc.model().device == "cpu"
+    assert svc.options.tile == 64 and svc.model().device == "cpu"
 
 
 def test_function_app_registers_the_seed_routes(monkeypatch, small_package, astronaut_png):

@@ -19,9 +19,46 @@ def test_serve_validates_its_flags(tmp_path, capsys, small_package):
     assert main(["serve", "--model", str(tmp_path / "missing.safetensors")]) == 2
     assert "missing.safetensors' does not exist" in capsys.readouterr().err
     assert main(["serve", "--model", str(small_package), "--tile", "7"]) == 2
-    assert "--tile must be 'auto', 0 (no tiling) or >= 16 pixels, got 7" in capsys.readouterr().err
+    assert "--tile: tiles smaller than 16 pixels are not useful, got 7" in capsys.readouterr().err
     assert main(["serve", "--model", str(small_package), "--max-concurrency", "0"]) == 2
     assert "max_concurrency must be >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("port", ["-1", "70000"])
+def test_serve_refuses_a_bad_port_before_loading_the_model(tmp_path, capsys, port):
+    # issue #18: a traceback after loading the model; now an error line, and the model is never opened
+    junk = tmp_path / "never_opened.safetensors"
+    junk.write_bytes(b"not a model")
+    assert main(["serve", "--model", str(junk), "--port", port]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and f"--port must be in [0, 65535], got {port}" in err
+    assert "Traceback" not in err and "never_opened" not in err
+
+
+def test_serve_empty_models_folder_says_so(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("no models here")
+    assert main(["serve", "--models-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"models_dir '{tmp_path}' holds no model file" in err and ".onnx" in err and "Traceback" not in err
+    assert main(["serve", "--model", str(tmp_path)]) == 2
+    assert f"model folder '{tmp_path}' holds no model file" in capsys.readouterr().err
+
+
+def test_serve_package_with_a_wrong_shaped_tensor_gives_an_error_line(tmp_path, capsys, small_package):
+    from safetensors.torch import load_file, save_file
+    from safetensors import safe_open
+
+    with safe_open(str(small_package), "pt") as f:
+        meta = f.metadata()
+    tensors = load_file(str(small_package))
+    name = next(k for k, v in tensors.items() if v.ndim == 4)
+    tensors[name] = tensors[name][:, :-1].contiguous()  # one input channel fewer
+    bad = tmp_path / "wrong_shape.safetensors"
+    save_file(tensors, str(bad), metadata=meta)
+    assert main(["serve", "--model", str(bad), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "wrong_shape.safetensors" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_serve_config_from_flags(small_package):
@@ -32,7 +69,8 @@ def test_serve_config_from_flags(small_package):
          "--max-pixels", "1000000", "--max-concurrency", "3", "--cors-origin", "*", "--backend", "eager"]
     )
     cfg = build_config(args)
-    assert cfg.settings.kwargs() == {"tile": 256, "overlap": 0.25, "backend": "eager"}
+    assert (cfg.options.tile, cfg.options.overlap, cfg.options.backend) == (256, 0.25, "eager")
+    assert cfg.options.blend == "linear" and cfg.options.batch == 4  # the rest are restore's defaults
     assert cfg.limits.max_upload_bytes == 2 * 1024 * 1024 and cfg.limits.max_pixels == 1_000_000
     assert cfg.max_concurrency == 3 and cfg.cors_origins == ["*"]
 

@@ -9,18 +9,17 @@ import pytest
 
 from restorekit.errors import CheckpointError, ConfigError, ImageReadError
 from restorekit.io import decode_image, encode_image, read_image, write_image
+from restorekit.inference.options import RestoreOptions
 from restorekit.serve.core import (
     Limits,
     ModelStore,
-    RestoreSettings,
     UploadTooLargeError,
     decode_base64_image,
     decode_upload,
     discover_models,
     probe_upload,
     normalize_format,
-    parse_overlap,
-    parse_tile,
+    request_options,
     quality_metrics,
     restore_array,
     restore_bytes,
@@ -56,14 +55,14 @@ def test_core_equals_restore_image_and_the_cli_when_tiled(tmp_path, small_packag
     src.parent.mkdir()
     write_image(src, photo("astronaut", None)[:200, :232])
     # 96 px tiles, 24 px overlap: 3x3 tiles, so tiling and blending are part of the comparison
-    settings = RestoreSettings(tile=96, overlap=24, blend="cosine", backend="eager")
-    res = restore_bytes(small_loaded, src.read_bytes(), name=src.name, settings=settings)
+    options = RestoreOptions(tile=96, overlap=24, blend="cosine", backend="eager")
+    res = restore_bytes(small_loaded, src.read_bytes(), name=src.name, options=options)
     direct = restore_image(load_model(small_package), read_image(src), tile=96, overlap=24, blend="cosine", backend="eager")
     assert np.array_equal(res.image, direct)
     cli = _cli_restore(tmp_path, small_package, src, "--tile", "96", "--overlap", "24", "--blend", "cosine", "--backend", "eager")
     assert cli.read_bytes() == res.data
     # the tiles matter: a whole-image pass gives different pixels
-    whole = restore_array(small_loaded, read_image(src), RestoreSettings(tile=0, backend="eager"))
+    whole = restore_array(small_loaded, read_image(src), RestoreOptions(tile=0, backend="eager"))
     assert not np.array_equal(whole, res.image)
 
 
@@ -71,11 +70,11 @@ def test_16_bit_input_gives_16_bit_output_like_the_cli(tmp_path, small_package, 
     src = tmp_path / "in" / "coffee16.png"
     src.parent.mkdir()
     write_image(src, photo("coffee", 64), bit_depth=16)
-    res = restore_bytes(small_loaded, src.read_bytes(), name=src.name, settings=RestoreSettings(backend="eager"))
+    res = restore_bytes(small_loaded, src.read_bytes(), name=src.name, options=RestoreOptions(backend="eager"))
     out, info = decode_image(res.data)
     assert info.bit_depth == 16
     assert res.data == _cli_restore(tmp_path, small_package, src, "--backend", "eager").read_bytes()
-    jpeg = restore_bytes(small_loaded, src.read_bytes(), name=src.name, out_format="jpeg", settings=RestoreSettings(backend="eager"))
+    jpeg = restore_bytes(small_loaded, src.read_bytes(), name=src.name, out_format="jpeg", options=RestoreOptions(backend="eager"))
     assert decode_image(jpeg.data)[1].bit_depth == 8
 
 
@@ -127,20 +126,22 @@ def test_base64_and_seed_json(small_loaded, astronaut_png):
     assert base64.b64decode(body["deblurred_image"].split(",", 1)[1]) == res.data
 
 
-def test_setting_parsers():
-    assert parse_tile(None) is None and parse_tile("auto") == "auto" and parse_tile("0") == 0 and parse_tile(" 256 ") == 256
-    assert parse_overlap("") is None and parse_overlap("32") == 32 and parse_overlap("0.25") == 0.25
-    for bad in ["8", "big", "-1"]:
-        with pytest.raises(ConfigError, match="tile"):
-            parse_tile(bad)
-    for bad in ["1.5", "-3", "x"]:
-        with pytest.raises(ConfigError, match="overlap"):
-            parse_overlap(bad)
+def test_request_options_are_validated_like_the_cli():
+    base = RestoreOptions(backend="eager", device="cpu")
+    assert request_options(base, {}) is base
+    got = request_options(base, {"tile": "256", "overlap": "0.25", "blend": "cosine", "strength": "0.5", "model": None})
+    assert (got.tile, got.overlap, got.blend, got.strength, got.backend) == (256, 0.25, "cosine", 0.5, "eager")
+    assert request_options(base, {"tile": "auto", "overlap": ""}).tile == "auto"
+    for values, flag in [({"tile": "8"}, "--tile"), ({"tile": "big"}, "--tile"), ({"overlap": "1.5"}, "--overlap"),
+                         ({"overlap": "-3"}, "--overlap"), ({"blend": "x"}, "--blend"), ({"strength": "2"}, "--strength"),
+                         ({"tile": "64", "overlap": "64"}, "--overlap")]:
+        with pytest.raises(ConfigError, match=flag):
+            request_options(base, values)
+    with pytest.raises(ConfigError, match="unknown restore option.*device"):  # the device is the server's
+        request_options(base, {"device": "cuda"})
     assert normalize_format("JPG") == "jpeg" and normalize_format(".tif") == "tiff" and normalize_format(None) == "png"
     with pytest.raises(ConfigError, match="format"):
         normalize_format("gif")
-    assert RestoreSettings().kwargs() == {}
-    assert RestoreSettings(tile=0, backend="eager").with_values(overlap=8).kwargs() == {"tile": 0, "overlap": 8, "backend": "eager"}
 
 
 def test_model_store_discovery_and_caching(tmp_path, small_package):
@@ -150,14 +151,15 @@ def test_model_store_discovery_and_caching(tmp_path, small_package):
     d.mkdir()
     shutil.copy(small_package, d / "a.safetensors")
     shutil.copy(small_package, d / "b.safetensors")
-    (d / "notes.safetensors").write_bytes(b"not a package")
+    (d / "notes.txt").write_text("not a model")
+    (d / "b.onnx").write_bytes(b"\x08")  # listed by suffix; loading it would fail (answered 500 by the service)
     found = discover_models([small_package], d)
-    assert list(found) == ["deblur_small", "a", "b"]
+    assert list(found) == ["deblur_small", "a", "b", "b.safetensors"]  # sorted: b.onnx first; a clash keeps the suffix
     store = ModelStore([small_package], d, device="cpu")
     assert store.default_name == "deblur_small" and not store.is_loaded("a")
     m1, m2 = store.get("a"), store.get("a")
     assert m1 is m2 and store.is_loaded("a")
-    assert m1.arch == "deblur_unet" and m1.value_range == "-1,1" and m1.params == sum(p.numel() for p in m1.model.parameters())
+    assert m1.arch == "deblur_unet" and m1.value_range == "-1,1" and m1.params == sum(p.numel() for p in m1.restorer.module.parameters())
     desc = {e["name"]: e for e in store.describe()}
     assert desc["a"]["loaded"] and not desc["b"]["loaded"] and desc["deblur_small"]["default"]
     with pytest.raises(ConfigError, match="unknown model 'zzz'"):
@@ -184,7 +186,7 @@ def test_quality_metrics_match_scikit_image(photo):
 
 def test_restore_array_accepts_a_progress_callback(small_loaded, photo):
     calls: list[tuple[int, int]] = []
-    out = restore_array(small_loaded, photo("camera", 80), RestoreSettings(tile=48, overlap=16), progress=lambda d, t: calls.append((d, t)))
+    out = restore_array(small_loaded, photo("camera", 80), RestoreOptions(tile=48, overlap=16), progress=lambda d, t: calls.append((d, t)))
     assert out.shape == (80, 80, 3)
     assert calls and calls[-1][0] == calls[-1][1] and calls[-1][1] >= 4
     assert encode_image(out, "PNG")[:4] == b"\x89PNG"

@@ -59,7 +59,9 @@ def test_tiny_run_writes_every_artefact_and_mlflow_records(tmp_path, tiny_config
     assert client.get_metric_history(run.info.run_id, "val_psnr")[-1].value == pytest.approx(hist[-1]["val_psnr"])
     top = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"model", "samples", "comparisons", "training_history.json", "training_curves.png"} <= top
-    assert [a.path for a in client.list_artifacts(run.info.run_id, "model")] == ["model/model.safetensors"]
+    # the pyfunc model folder: MLmodel + the package as its artifact (tests/training/test_mlflow_model.py loads it)
+    assert {"model/MLmodel", "model/artifacts"} <= {a.path for a in client.list_artifacts(run.info.run_id, "model")}
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "model/artifacts")] == ["model/artifacts/model.safetensors"]
     versions = client.search_model_versions("name='tiny-deblur'")
     assert len(versions) == 1 and versions[0].run_id == run.info.run_id
 

@@ -64,12 +64,9 @@ def register(sub) -> None:  # noqa: ANN001
     pg.add_argument("--overwrite", action="store_true", help="replace pages already in --out")
     pg.set_defaults(func=run_pages)
 
-    try:
-        from restorekit.raw.cli import register_data_commands
-    except ImportError:
-        register_data_commands = None
-    if register_data_commands is not None:
-        register_data_commands(dsub)
+    from restorekit.raw.cli import register_data_commands
+
+    register_data_commands(dsub)
 
     def run_help(args: argparse.Namespace) -> int:
         p.print_help()
@@ -142,10 +139,8 @@ def run_pages(args: argparse.Namespace) -> int:
 
 def run_pack(args: argparse.Namespace) -> int:
     if args.raw:
-        try:
-            from restorekit.raw.pack import pack_raw_dataset
-        except ImportError as exc:
-            raise ConfigError(f"--raw needs the raw pipeline (restorekit.raw.pack.pack_raw_dataset), which is not available: {exc}") from exc
+        from restorekit.raw.pack import pack_raw_dataset
+
         kwargs: dict[str, Any] = {"crop": args.crop, "progress": sys.stderr.isatty()}
         if args.quality is not None:
             kwargs["quality"] = args.quality

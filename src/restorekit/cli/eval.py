@@ -30,7 +30,9 @@ def register(sub) -> None:  # noqa: ANN001
     p.add_argument("--model", help="model package (.safetensors), checkpoint, or exported .onnx / TorchScript file")
     p.add_argument("--data", help="dataset folder, or a training/data config YAML (its validation split)")
     p.add_argument("--report", required=True, help="report JSON path; .csv, .md and <stem>_images/ are written beside it")
-    p.add_argument("--protocol", default="rgb", help="rgb (default), y, basicsr, basicsr-y; optionally +cropN / +u8")
+    p.add_argument("--protocol", default="rgb",
+                   help="rgb (default), y, basicsr, basicsr-y, skimage (scikit-image's default SSIM, as the seeds "
+                        "report), skimage-y; optionally +cropN / +u8")
     p.add_argument("--crop-border", type=int, default=None, help="pixels cropped from each border before measuring")
     p.add_argument("--baselines", default=None,
                    help="all | noise | blur | none | comma list of nlm,bilateral,wiener,richardson_lucy,unsharp "
@@ -41,7 +43,7 @@ def register(sub) -> None:  # noqa: ANN001
     p.add_argument("--vgg-weights", default="imagenet",
                    help="torchvision VGG16 weights for LPIPS (default: torch hub cache vgg16-397923af.pth)")
     p.add_argument("--tile", default="auto", help="tile size for the model: auto, pixels, or 0 for whole images")
-    p.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels")
+    p.add_argument("--overlap", default="32", help="tile overlap: pixels or a fraction of the tile (as restore)")
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--backend", default="auto", help="auto, eager, compile, onnxruntime")
     p.add_argument("--ensemble", action="store_true", help="self-ensemble over the 8 flips/rotations")
@@ -49,6 +51,10 @@ def register(sub) -> None:  # noqa: ANN001
     p.add_argument("--skip-missing", action="store_true", help="score matched pairs only when some files have no partner")
     p.add_argument("--no-images", action="store_true", help="do not write comparison images")
     p.add_argument("--title", default=None, help="report title")
+    p.add_argument("--mlflow-run", default=None, metavar="ID",
+                   help="also log this evaluation (metrics and report files) to the existing MLflow run ID")
+    p.add_argument("--mlflow-uri", default=None, metavar="URI",
+                   help="tracking URI of that run (default: sqlite:///runs/mlflow.db as training uses)")
     p.add_argument("--ocr", default=None, metavar="LANGS",
                    help="also read every page with Tesseract (e.g. eng,san) and report CER/WER of the clean, degraded "
                         "and restored pages; needs <name>.txt ground truth beside the target images")
@@ -78,16 +84,46 @@ def _print_summary(res: dict) -> None:
         print(f"report: {files.get('json')} (+ .csv, .md)")
 
 
+def _check_report(report: str) -> None:
+    """ConfigError naming ``--report`` when its folder cannot be created or written (checked up front)."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from restorekit.errors import ConfigError
+
+    path = Path(report)
+    if path.is_dir():
+        raise ConfigError(f"--report '{path}' is a folder; give a .json file path")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise ConfigError(f"--report '{path}': '{parent}' is a file, not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".restorekit-write-test.", dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"--report '{path}': its folder is not writable ({exc.strerror or exc})") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from restorekit.errors import ConfigError
     from restorekit.evaluation import evaluate_folders, evaluate_model
+    from restorekit.inference.options import RestoreOptions
 
-    tile: int | str = args.tile
-    if isinstance(tile, str) and tile != "auto":
-        try:
-            tile = int(tile)
-        except ValueError as exc:
-            raise ConfigError(f"--tile must be 'auto' or an integer, got {args.tile!r}") from exc
+    # every numeric option is validated once, before any image is read or model loaded
+    if args.model:
+        opts = RestoreOptions.parse(tile=args.tile, overlap=args.overlap, device=args.device, backend=args.backend,
+                                    ensemble=args.ensemble)
+        tile, overlap = opts.tile, opts.overlap_value
+    else:
+        tile, overlap = args.tile, args.overlap
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit must be >= 1 (leave it out to score every image), got {args.limit}")
+    if args.crop_border is not None and args.crop_border < 0:
+        raise ConfigError(f"--crop-border must be >= 0, got {args.crop_border}")
+    _check_report(args.report)
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     bad = [m for m in metrics if m not in ("psnr", "ssim", "ms_ssim", "mae", "mse")]
     if bad or not metrics:
@@ -126,14 +162,20 @@ def run(args: argparse.Namespace) -> int:
             from restorekit.documents.ocr import evaluate_with_ocr
 
             res = evaluate_with_ocr(args.ocr, model=args.model, data=data, baselines=args.baselines or "none", tile=tile,
-                                    overlap=args.overlap, device=args.device, ensemble=args.ensemble,
+                                    overlap=overlap, device=args.device, ensemble=args.ensemble,
                                     backend=args.backend, **common)
         else:
-            res = evaluate_model(args.model, data, baselines=args.baselines or "all", tile=tile, overlap=args.overlap,
+            res = evaluate_model(args.model, data, baselines=args.baselines or "all", tile=tile, overlap=overlap,
                                  device=args.device, ensemble=args.ensemble, backend=args.backend, **common)
     else:
         raise ConfigError("nothing to evaluate: pass --pred DIR --target DIR, or --model M with --data/--input/--target")
     _print_summary(res)
+    if args.mlflow_run:
+        from restorekit.training.tracking import log_evaluation
+
+        files = [f for f in (res.get("files") or {}).values() if isinstance(f, str)]
+        logged = log_evaluation(args.mlflow_run, res, uri=args.mlflow_uri, run_dir="runs/_", files=files)
+        print(f"logged {len(logged)} metric(s) to MLflow run {args.mlflow_run}")
     if args.ocr:
         for lang, s in res["ocr"].items():
             print(f"  OCR {lang} ({s['n_pages']} pages): CER clean {s.get('clean_cer', float('nan')):.3f}, "

@@ -5,55 +5,75 @@ Examples::
     restorekit restore --model runs/x/model.safetensors photos/ --out restored/
     restorekit restore --model model.onnx "scans/*.tif" --out out/ --suffix _restored --format png
     restorekit restore --model raw.safetensors shots/*.dng --out out/ --iso auto
+    restorekit restore --model m.safetensors photos/ --out out/ --shard $SLURM_ARRAY_TASK_ID/8 --manifest out/done.jsonl
+    restorekit restore --model m.safetensors photos/ --out out/ --engine ray --address auto
 
-Each output keeps its input's name (plus ``--suffix``) and format (or
-``--format``); 16-bit inputs give 16-bit PNG/TIFF outputs. Unreadable files are
-reported on one line each and skipped; the exit status is 1 when any file
-failed. Outputs are written atomically and existing ones are skipped unless
-``--overwrite``.
+A thin adapter of :class:`~restorekit.inference.restorer.Restorer`: the options
+become one :class:`~restorekit.inference.options.RestoreOptions` (validated
+before anything is read), inputs are discovered, planned and sharded by
+:mod:`restorekit.inference.batch`, and raw files go to raw models (by the model's
+``caps.inputs``). Each output keeps its input's name (plus ``--suffix``) and format
+(or ``--format``; GIF/AVIF inputs give PNG); 16-bit inputs give 16-bit PNG/TIFF.
+Unreadable or skipped files are reported on one line each; the exit status is 1
+when any file failed. Outputs are written atomically, never outside ``--out`` and
+never over an input; existing ones are skipped unless ``--overwrite``.
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
 import sys
 from pathlib import Path
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
-RAW_EXTS = (".dng", ".nef", ".cr2", ".cr3", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw", ".nrw", ".raw", ".3fr", ".iiq", ".rwl", ".erf", ".kdc", ".mrw", ".x3f")
-FORMATS = {"keep": None, "png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "tif": ".tif", "tiff": ".tiff", "webp": ".webp", "bmp": ".bmp"}
-
-
-def _tile_arg(text: str) -> int | str:
-    if text == "auto":
-        return "auto"
-    try:
-        v = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--tile must be 'auto', 0 or a number of pixels, got {text!r}") from exc
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"--tile must be >= 0, got {v}")
-    return v
-
-
-def _overlap_arg(text: str) -> int | float:
-    try:
-        v = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--overlap must be pixels (e.g. 32) or a fraction (e.g. 0.25), got {text!r}") from exc
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"--overlap must be >= 0, got {text}")
-    return v if 0 < v < 1 else int(v)
+from restorekit.inference.batch import FORMATS
 
 
 def _iso_arg(text: str) -> int | str:
     if text == "auto":
         return "auto"
     try:
-        return int(text)
+        v = int(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--iso must be 'auto' or a number, got {text!r}") from exc
+        raise argparse.ArgumentTypeError(f"--iso must be 'auto' or a whole number, got {text!r}") from exc
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"--iso must be > 0, got {v}")
+    return v
+
+
+def _quality_arg(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--quality must be a whole number from 1 to 100, got {text!r}") from exc
+    if not 1 <= v <= 100:
+        raise argparse.ArgumentTypeError(f"--quality must be from 1 to 100, got {v}")
+    return v
+
+
+def _positive_int(flag: str):  # noqa: ANN202
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{flag} must be a whole number >= 1, got {text!r}") from exc
+        if v < 1:
+            raise argparse.ArgumentTypeError(f"{flag} must be >= 1, got {v}")
+        return v
+
+    return parse
+
+
+def _positive_float(flag: str):  # noqa: ANN202
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{flag} must be a number > 0, got {text!r}") from exc
+        if not v > 0 or v != v or v == float("inf"):
+            raise argparse.ArgumentTypeError(f"{flag} must be a finite number > 0, got {text}")
+        return v
+
+    return parse
 
 
 def register(sub) -> None:  # noqa: ANN001
@@ -67,167 +87,144 @@ def register(sub) -> None:  # noqa: ANN001
     p.add_argument("--model", "-m", required=True, help="model package (.safetensors), checkpoint, exported .onnx / TorchScript "
                    "file, or a registry name (random weights, for testing)")
     p.add_argument("--preset", default=None, help="preset when --model is a registry name")
-    p.add_argument("--out", "-o", required=True, help="output folder")
-    p.add_argument("--suffix", default="", help="appended to each output file stem (default: none)")
+    p.add_argument("--out", "-o", required=True, help="output folder (must not hold the inputs under the same names)")
+    p.add_argument("--suffix", default="", help="appended to each output file stem (default: none; no '/' or '..')")
     p.add_argument("--format", default="keep", choices=sorted(FORMATS), help="output format (default: keep the input's)")
-    p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default 95)")
-    p.add_argument("--tile", type=_tile_arg, default="auto", help="tile size in pixels, 0 = whole image, auto = from a memory budget")
-    p.add_argument("--overlap", type=_overlap_arg, default=32, help="tile overlap: pixels or a fraction of the tile (default 32)")
-    p.add_argument("--blend", choices=["linear", "cosine"], default="linear", help="tile blending window (default linear)")
+    p.add_argument("--quality", type=_quality_arg, default=95, help="JPEG/WebP quality, 1-100 (default 95)")
+    p.add_argument("--tile", default="auto", help="tile size in pixels, 0 = whole image, auto = from a memory budget")
+    p.add_argument("--overlap", default="32", help="tile overlap: pixels or a fraction of the tile (default 32)")
+    p.add_argument("--blend", default="linear", help="tile blending window: linear or cosine (default linear)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    p.add_argument("--batch", type=int, default=4, help="tiles per forward pass (default 4)")
-    p.add_argument("--backend", default="auto", choices=["auto", "eager", "compile", "onnxruntime"],
-                   help="PyTorch runtime for module models (auto: fastest available; ONNX Runtime on CPU)")
+    p.add_argument("--batch", default="4", help="tiles per forward pass (default 4)")
+    p.add_argument("--backend", default="auto", help="auto, eager, compile, onnxruntime, torchscript: runtime for module "
+                   "models (auto: fastest available; ONNX Runtime on CPU)")
+    p.add_argument("--precision", default="auto", help="auto (fp16 on CUDA), fp32, fp16, bf16")
+    p.add_argument("--tlc", default="auto", help="test-time local converter: auto, on, off")
+    p.add_argument("--memory-budget-mb", default=None, help="memory budget for --tile auto (default: from the device)")
     p.add_argument("--ensemble", action="store_true", help="x8 self-ensemble (flips/rotations): slower, slightly better")
     p.add_argument("--overwrite", action="store_true", help="recompute outputs that already exist")
     p.add_argument("--recursive", "-r", action="store_true", help="descend into sub-folders (output keeps the relative path)")
     p.add_argument("--iso", type=_iso_arg, default="auto", help="raw files: ISO for the noise condition (auto = from EXIF)")
-    p.add_argument("--strength", type=float, default=1.0, help="raw files: denoising strength (1.0 = model output)")
+    p.add_argument("--strength", default="1.0", help="blend of the result with the input, 0-1 (1.0 = model output)")
+    p.add_argument("--shard", default=None, metavar="K/N",
+                   help="process shard K of N (K from 0): a deterministic, disjoint 1/N of the inputs by path order")
+    p.add_argument("--manifest", default=None, metavar="FILE.jsonl",
+                   help="append one JSON line per finished image (input, output, seconds, status, error)")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local (this process) or ray (Ray Data: Restorer actors on a Ray cluster; pip install 'restorekit[ray]')")
+    p.add_argument("--address", default=None, help="--engine ray: cluster address (auto, ray://host:10001); default: a local Ray")
+    p.add_argument("--workers", type=_positive_int("--workers"), default=None,
+                   help="--engine ray: Restorer actors (default: one per GPU of the cluster, else 1)")
+    p.add_argument("--cpus-per-worker", type=_positive_float("--cpus-per-worker"), default=1.0,
+                   help="--engine ray: CPUs reserved by each actor (default 1)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
-def collect_inputs(items: list[str], recursive: bool = False) -> tuple[list[tuple[Path, Path]], list[str]]:
-    """Expand files, folders and globs to ``(file, relative output path base)`` pairs, plus error lines.
+def build_options(args: argparse.Namespace):  # noqa: ANN201
+    """The one :class:`RestoreOptions` of this run (ConfigError naming the flag on a bad value)."""
+    from restorekit.inference.options import RestoreOptions
 
-    Folders contribute their image and raw files (sorted); ``relative`` keeps the
-    sub-folder structure for ``--recursive``. Missing inputs become error lines.
-    """
-    exts = IMAGE_EXTS + RAW_EXTS
-    found: list[tuple[Path, Path]] = []
-    errors: list[str] = []
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            it = p.rglob("*") if recursive else p.iterdir()
-            files = sorted(f for f in it if f.is_file() and f.suffix.lower() in exts and not f.name.startswith("."))
-            found.extend((f, f.relative_to(p)) for f in files)
-        elif p.exists():
-            found.append((p, Path(p.name)))
-        elif any(ch in item for ch in "*?["):
-            matches = sorted(Path(m) for m in glob.glob(item, recursive=True) if Path(m).is_file())
-            if not matches:
-                errors.append(f"{item}: no file matches this pattern")
-            found.extend((m, Path(m.name)) for m in matches)
-        else:
-            errors.append(f"{item}: file does not exist")
-    seen: set[Path] = set()
-    unique = []
-    for f, rel in found:
-        key = f.resolve()
-        if key not in seen:
-            seen.add(key)
-            unique.append((f, rel))
-    return unique, errors
+    return RestoreOptions.parse(tile=args.tile, overlap=args.overlap, blend=args.blend, batch=args.batch,
+                                ensemble=args.ensemble, device=args.device, backend=args.backend,
+                                precision=args.precision, tlc=args.tlc, memory_budget_mb=args.memory_budget_mb,
+                                strength=args.strength)
 
 
-def output_path(src: Path, rel: Path, out_dir: Path, suffix: str, fmt: str, is_raw: bool) -> Path:
-    """Output path: ``out_dir / rel`` with ``suffix`` on the stem and the chosen format's extension."""
-    ext = FORMATS.get(fmt)
-    if ext is None:
-        ext = ".tif" if is_raw else src.suffix.lower()
-        if ext not in IMAGE_EXTS:
-            ext = ".png"
-    return out_dir / rel.parent / f"{rel.stem}{suffix}{ext}"
-
-
-def _load(args: argparse.Namespace):  # noqa: ANN202
-    """The model as an nn.Module, or a Runtime for exported files."""
-    from restorekit.errors import ConfigError
-    from restorekit.inference.runtime import exported_kind, make_runtime
-    from restorekit.models.loading import load_model
-    from restorekit.models.registry import create_model, list_models
-
-    p = Path(args.model)
-    if p.exists():
-        if exported_kind(p):
-            return make_runtime(p, args.device)
-        return load_model(p)
-    if args.model in list_models():
-        print(f"warning: '{args.model}' is an architecture name: restoring with UNTRAINED random weights", file=sys.stderr)
-        return create_model(args.model, preset=args.preset).eval()
-    raise ConfigError(f"--model '{args.model}': no such file and not a registered architecture ({', '.join(list_models())})")
+def _raw_restore():  # noqa: ANN202
+    """``restorekit.raw.restore.restore_raw_file``, or None when the raw extra is not installed."""
+    try:
+        from restorekit.raw.restore import restore_raw_file
+    except ImportError:
+        return None
+    return restore_raw_file
 
 
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    import torch
-    import torch.nn as nn
-
-    from restorekit.errors import ConfigError, RestoreKitError
-    from restorekit.inference import make_runtime, restore_image
-    from restorekit.io import read_image_with_info, write_image
+    from restorekit.inference.batch import (
+        Manifest,
+        WriteSettings,
+        check_out_dir,
+        check_suffix,
+        discover_inputs,
+        open_restorer,
+        parse_shard,
+        plan_jobs,
+        restore_job,
+        select_shard,
+    )
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     inf_log = logging.getLogger("restorekit.inference")
     inf_log.setLevel(logging.INFO if not args.quiet else logging.WARNING)
     inf_log.addFilter(_OnceFilter())  # TLC / runtime decisions are the same for every image: say them once
-    if args.batch < 1:
-        raise ConfigError(f"--batch must be >= 1, got {args.batch}")
-    out_dir = Path(args.out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"--out '{out_dir}' exists and is not a folder")
-    items, errors = collect_inputs(args.inputs, args.recursive)
-    for line in errors:
-        print(f"error: {line}", file=sys.stderr)
-    if not items:
-        print("error: no input images found", file=sys.stderr)
+    # every setting is validated before any file is read or any model loaded
+    options = build_options(args)
+    check_suffix(args.suffix)
+    shard = parse_shard(args.shard)
+    if args.engine == "local" and (args.address or args.workers):
+        print("warning: --address/--workers apply to --engine ray only", file=sys.stderr)
+    items, skipped = discover_inputs(args.inputs, args.recursive)
+    out_dir = check_out_dir(args.out)
+    manifest = Manifest(args.manifest)
+    jobs, clashes = plan_jobs(items, out_dir, args.suffix, args.format)
+    skipped += clashes
+    failed = 0
+    for s in skipped:
+        print(f"{'error' if s.failed else 'skipped'}: {s.path}: {s.reason}", file=sys.stderr)
+        failed += s.failed
+    if not jobs:
+        where = ", ".join(args.inputs)
+        left = f" ({len(skipped)} file(s) left out, listed above)" if skipped else ""
+        print(f"error: no input images found in {where}{left}", file=sys.stderr)
         return 1
-    model = _load(args)
-    is_module = isinstance(model, nn.Module)
-    arch = getattr(model, "restorekit_arch", None) if is_module else model.info.arch
-    device = args.device
-    # say which runtime does the work (auto picks the fastest available on CPU)
-    if is_module and arch != "nafnet_cond":
-        rt = make_runtime(model, device, args.backend)
-        print(f"restorekit restore: {arch or 'model'} via {rt.describe()}", file=sys.stderr)
-        if not str(arch or "").startswith("nafnet"):
-            model = rt  # reuse the runtime for every image (TLC models keep the module: TLC depends on the tile)
-    elif not is_module:
-        print(f"restorekit restore: {arch or 'exported model'} via {model.describe()}", file=sys.stderr)
+    mine = select_shard(jobs, shard)
+    if shard is not None:
+        print(f"restorekit restore: shard {shard[0]}/{shard[1]}: {len(mine)} of {len(jobs)} image(s)", file=sys.stderr)
+    settings = WriteSettings(quality=args.quality, overwrite=args.overwrite, iso=args.iso)
+    if args.engine == "ray":
+        from restorekit.inference.ray_engine import run_ray
 
-    from tqdm.auto import tqdm
+        results = run_ray(mine, args.model, options, settings, manifest=manifest, preset=args.preset,
+                          address=args.address, workers=args.workers, cpus_per_worker=args.cpus_per_worker,
+                          raw_restore=_raw_restore(), report=_report, quiet=args.quiet)
+    else:
+        restorer = open_restorer(args.model, options, preset=args.preset)
+        print(f"restorekit restore: {restorer.describe()}", file=sys.stderr)
+        results = []
+        from tqdm.auto import tqdm
 
-    failed = len(errors)
-    done = skipped = 0
-    planned: dict[Path, Path] = {}
-    bar = tqdm(items, unit="img", disable=args.quiet or None, file=sys.stderr)
-    for src, rel in bar:
-        is_raw = src.suffix.lower() in RAW_EXTS
-        dest = output_path(src, rel, out_dir, args.suffix, args.format, is_raw)
-        if dest in planned:
-            print(f"error: {src}: output {dest} would overwrite the output of {planned[dest]} (use --suffix or --format)",
-                  file=sys.stderr)
-            failed += 1
-            continue
-        planned[dest] = src
-        if dest.exists() and not args.overwrite:
-            skipped += 1
-            continue
-        bar.set_postfix_str(src.name[-30:], refresh=False)
-        try:
-            if is_raw:
-                _restore_raw(model, src, dest, args)
-            elif arch == "nafnet_cond":
-                raise ConfigError("nafnet_cond restores raw files (.dng, ...), not RGB images")
-            else:
-                img, info = read_image_with_info(src)
-                out = restore_image(model, img, tile=args.tile, overlap=args.overlap, blend=args.blend,
-                                    device=None if args.device == "auto" else args.device, batch=args.batch,
-                                    ensemble=args.ensemble, backend=args.backend)
-                bits = 16 if info.bit_depth > 8 and dest.suffix.lower() in (".png", ".tif", ".tiff") else 8
-                write_image(dest, out, bit_depth=bits, quality=args.quality)
-            done += 1
-        except RestoreKitError as exc:
-            failed += 1
-            bar.write(f"error: {src}: {getattr(exc, 'reason', None) or exc}", file=sys.stderr)
-        except (OSError, ValueError, torch.OutOfMemoryError) as exc:  # unexpected I/O or decoding trouble: report, continue
-            failed += 1
-            bar.write(f"error: {src}: {type(exc).__name__}: {exc}", file=sys.stderr)
-    bar.close()
-    print(f"restored {done}, skipped {skipped} existing (use --overwrite to redo), failed {failed} -> {out_dir}", file=sys.stderr)
+        raw_fn = _raw_restore()
+        bar = tqdm(mine, unit="img", disable=args.quiet or None, file=sys.stderr)
+        for job in bar:
+            bar.set_postfix_str(job.item.path.name[-30:], refresh=False)
+            res = restore_job(restorer, job, settings, raw_fn)
+            manifest.record(res)
+            _report(res, bar.write)
+            results.append(res)
+        bar.close()
+    done = sum(r.status == "ok" for r in results)
+    existing = sum(r.status == "skipped" for r in results)
+    failed += sum(r.status == "failed" for r in results)
+    print(f"restored {done}, skipped {existing} existing (use --overwrite to redo), failed {failed} -> {out_dir}",
+          file=sys.stderr)
     return 1 if failed else 0
+
+
+def _report(res, write=None) -> None:  # noqa: ANN001
+    """Print a job's error or notes (one line each) to stderr."""
+    def say(line: str) -> None:
+        if write is not None:
+            write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr)
+
+    if res.status == "failed":
+        say(f"error: {res.input}: {res.error}")
+    for note in res.notes:
+        say(f"note: {res.input}: {note}")
 
 
 class _OnceFilter:
@@ -242,15 +239,3 @@ class _OnceFilter:
             return False
         self.seen.add(msg)
         return True
-
-
-def _restore_raw(model, src: Path, dest: Path, args: argparse.Namespace) -> None:  # noqa: ANN001
-    """Dispatch a raw file to the raw helper's ``restore_raw_file`` (imported lazily)."""
-    from restorekit.errors import ConfigError
-
-    try:
-        from restorekit.raw.restore import restore_raw_file
-    except ImportError as exc:
-        raise ConfigError(f"raw files need restorekit.raw.restore, which is not available ({exc})") from exc
-    restore_raw_file(model, src, dest, iso=args.iso, strength=args.strength, tile=args.tile, overlap=args.overlap,
-                     device=None if args.device == "auto" else args.device)

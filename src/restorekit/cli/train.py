@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -35,7 +36,7 @@ def register(sub) -> None:  # noqa: ANN001
 def run(args: argparse.Namespace) -> int:
     from restorekit.errors import ConfigError
     from restorekit.training.config import load_run_config
-    from restorekit.training.engine import CHECKPOINT_DIR, train
+    from restorekit.training.engine import CHECKPOINT_DIR, TrainingInterrupted, train
     from restorekit.training.logs import quiet_lightning
 
     overrides = list(args.overrides)
@@ -48,7 +49,11 @@ def run(args: argparse.Namespace) -> int:
             f"run folder '{out}' already holds a training run; pass --resume auto to continue it or choose another --out"
         )
     quiet_lightning()
-    result = train(cfg, out, resume=args.resume, progress_bar=False if args.no_progress else None)
+    try:
+        result = train(cfg, out, resume=args.resume, progress_bar=False if args.no_progress else None)
+    except TrainingInterrupted as exc:
+        print(str(exc).replace("restorekit train CONFIG", f"restorekit train {args.config}"), file=sys.stderr)
+        return 130
     if result.package is None:  # a non-zero DDP rank
         return 0
     fm = result.final_metrics

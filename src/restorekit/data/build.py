@@ -130,10 +130,8 @@ def build_datasets(cfg: Any, *, seed: int, run_dir: str | Path | None = None) ->
     if isinstance(cfg, dict):
         cfg = parse_data_config(cfg)
     if getattr(cfg, "kind", None) == "raw":
-        try:
-            from restorekit.raw.dataset import build_raw_datasets
-        except ImportError as exc:
-            raise ConfigError(f"data.kind raw needs restorekit.raw.dataset.build_raw_datasets, which is not available: {exc}") from exc
+        from restorekit.raw.dataset import build_raw_datasets
+
         return build_raw_datasets(cfg, seed=seed, run_dir=run_dir)
     if not isinstance(cfg, CommonDataConfig):
         raise ConfigError(f"data: unsupported config object {type(cfg).__name__}")

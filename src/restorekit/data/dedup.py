@@ -83,16 +83,29 @@ def thumbnail(arr: np.ndarray, size: int = THUMB) -> np.ndarray:
 
 def thumb_correlation(x: np.ndarray, y: np.ndarray, max_shift: int = MAX_SHIFT) -> float:
     """Best Pearson correlation of two thumbnails over integer shifts up to ``max_shift`` (overlap only)."""
-    best = -1.0
+    return float(correlation_matrix(x[None], y[None], max_shift)[0, 0])
+
+
+def correlation_matrix(a: np.ndarray, b: np.ndarray, max_shift: int = MAX_SHIFT) -> np.ndarray:
+    """:func:`thumb_correlation` of every pair: ``a`` (N, S, S) and ``b`` (M, S, S) thumbnails -> (N, M).
+
+    One matrix product per shift over the overlapping crops (each crop normalised on its own), so
+    thousands of images compare in seconds.
+    """
+    s = a.shape[-1]
+    best = np.full((a.shape[0], b.shape[0]), -1.0, dtype=np.float32)
+
+    def norm(x: np.ndarray) -> np.ndarray:
+        x = x.reshape(x.shape[0], -1).astype(np.float32)
+        x = x - x.mean(axis=1, keepdims=True)
+        n = np.linalg.norm(x, axis=1, keepdims=True)
+        return np.where(n > 1e-6, x / np.maximum(n, 1e-12), 0.0).astype(np.float32)
+
     for dy in range(-max_shift, max_shift + 1):
         for dx in range(-max_shift, max_shift + 1):
-            a = x[max(dy, 0): x.shape[0] + min(dy, 0), max(dx, 0): x.shape[1] + min(dx, 0)]
-            b = y[max(-dy, 0): y.shape[0] + min(-dy, 0), max(-dx, 0): y.shape[1] + min(-dx, 0)]
-            a = a - a.mean()
-            b = b - b.mean()
-            den = float(np.sqrt((a * a).sum() * (b * b).sum()))
-            if den > 1e-9:
-                best = max(best, float((a * b).sum()) / den)
+            ca = a[:, max(dy, 0): s + min(dy, 0), max(dx, 0): s + min(dx, 0)]
+            cb = b[:, max(-dy, 0): s + min(-dy, 0), max(-dx, 0): s + min(-dx, 0)]
+            np.maximum(best, norm(ca) @ norm(cb).T, out=best)
     return best
 
 
@@ -171,17 +184,16 @@ def content_groups(
         if first != n:
             union(first, n)
             reasons.append({"a": first, "b": n, "why": "identical pixels"})
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
+    if len(names) > 1:
+        corr = correlation_matrix(np.stack([prints[n].thumb for n in names]), np.stack([prints[n].thumb for n in names]))
+        aspect = np.array([prints[n].aspect for n in names])
+        ratio = np.maximum(aspect[:, None], aspect[None, :]) / np.minimum(aspect[:, None], aspect[None, :])
+        for i, j in zip(*np.nonzero(np.triu((corr >= threshold) & (ratio <= MAX_ASPECT_RATIO), k=1))):
+            a, b = names[i], names[j]
             if prints[a].digest == prints[b].digest:
                 continue
-            pa, pb = prints[a], prints[b]
-            if max(pa.aspect, pb.aspect) / min(pa.aspect, pb.aspect) > MAX_ASPECT_RATIO:
-                continue
-            r = thumb_correlation(pa.thumb, pb.thumb)
-            if r >= threshold:
-                union(a, b)
-                reasons.append({"a": a, "b": b, "why": f"near duplicate (thumbnail correlation {r:.3f})"})
+            union(a, b)
+            reasons.append({"a": a, "b": b, "why": f"near duplicate (thumbnail correlation {corr[i, j]:.3f})"})
     by_known: dict[str, str] = {}
     for n in names:
         k = known.get(n)

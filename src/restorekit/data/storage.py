@@ -23,14 +23,10 @@ from typing import Any
 import numpy as np
 
 from restorekit.errors import DataError, ImageReadError
+from restorekit.io.image import IMAGE_EXTENSIONS, is_image_name  # noqa: F401  (is_image_name re-exported)
 
 MANIFEST = "restorekit-pack.json"
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
-
-
-def is_image_name(name: str) -> bool:
-    """True for the image extensions restorekit reads (case-insensitive)."""
-    return os.path.splitext(name)[1].lower() in IMAGE_EXTS
+IMAGE_EXTS = IMAGE_EXTENSIONS  # kept for callers of the old name
 
 
 class Storage:
@@ -353,9 +349,9 @@ def decode_png_rows(data: bytes, rows: int) -> np.ndarray | None:
 
 def _header_ok(data: bytes, name: str, max_pixels: int | None) -> bool:
     """Cheap bomb guard for OpenCV decoding: PNG/JPEG dimensions from the header against the pixel limit."""
-    from restorekit.io.image import _max_pixels
+    from restorekit.io.image import max_pixels_limit
 
-    limit = _max_pixels(max_pixels)
+    limit = max_pixels_limit(max_pixels)
     hw = _quick_size(data)
     if hw is not None and hw[0] * hw[1] > limit:
         raise ImageReadError(name, f"too many pixels: {hw[1]}x{hw[0]} exceeds the limit of {limit:,}")

@@ -1,7 +1,10 @@
 """Named degradation recipes.
 
-``manuscript`` and ``manuscript-stains`` reproduce the manuscript-restoration
-project's synthetic degradations exactly (order, probabilities and ranges);
+``manuscript`` (alias ``manuscript-kaggle``) and ``manuscript-stains`` reproduce the
+manuscript-restoration project's Kaggle degradations exactly (order, probabilities and
+ranges); ``manuscript-repo`` is its repository's ``utils/dataset_loader.py`` variant
+(noise p 0.7 sigma 0.01-0.08, blur p 0.7, contrast p 0.6, salt and pepper p 0.5 before
+the fixed tint [1, 0.95, 0.8] at p 0.6, stains p 0.4);
 ``gopro-like`` imitates GoPro's frame-averaged camera shake; ``div2k-bicubic-x4``
 is the bicubic x4 down-up degradation (same size in and out); ``demo-deblur`` is
 the moderate blur + noise + JPEG mix the demo trains on.
@@ -24,6 +27,18 @@ PRESETS: dict[str, list[dict[str, Any]]] = {
     "manuscript": _MANUSCRIPT_COMMON + [{"name": "jpeg", "p": 0.5, "quality": [60, 90]}],
     # the local variant: stains (1-5 discs, radius 10-50 px, darkened by U(0.3, 0.7)) instead of JPEG
     "manuscript-stains": _MANUSCRIPT_COMMON + [{"name": "stains", "p": 0.5, "count": [1, 5], "radius": [10, 50], "darkness": [0.3, 0.7]}],
+    # the seed's Kaggle notebook list (kaggle_training_complete.ipynb), by the name the seed write-up uses
+    "manuscript-kaggle": _MANUSCRIPT_COMMON + [{"name": "jpeg", "p": 0.5, "quality": [60, 90]}],
+    # the seed repository's utils/dataset_loader.py: applied to the whole page before augmentation and resizing;
+    # salt and pepper comes before the fixed tint [1, 0.95, 0.8]
+    "manuscript-repo": [
+        {"name": "gaussian_noise", "p": 0.7, "sigma": [0.01, 0.08]},
+        {"name": "gaussian_blur", "p": 0.7, "kernel_sizes": [3, 5, 7]},
+        {"name": "fade", "p": 0.6, "contrast": [0.6, 0.9], "brightness": [0.05, 0.15]},
+        {"name": "salt_pepper", "p": 0.5, "amount": [0.001, 0.01]},
+        {"name": "yellow_tint", "p": 0.6, "green": [0.95, 0.95], "blue": [0.8, 0.8]},
+        {"name": "stains", "p": 0.4, "count": [1, 5], "radius": [10, 50], "darkness": [0.3, 0.7]},
+    ],
     # documents beyond the seed: ageing plus ink and paper effects
     "document-aging": [
         {"name": "paper_texture", "p": 0.8},

@@ -7,7 +7,7 @@ Entry points (imported lazily so that ``import restorekit.distill`` stays light)
 * :mod:`restorekit.distill.cache` - resumable, fingerprinted teacher-output cache
 * :mod:`restorekit.distill.sampler` - chunked epochs (:class:`ChunkedEpochSampler`, :class:`ChunkedDataset`)
 * :mod:`restorekit.distill.scorecard` - input vs teacher vs student report
-* :mod:`restorekit.distill.callback` - the training-engine hook (online teacher, feature distillation)
+* :class:`DistillationModule` - the LightningModule owning student and teacher (online teacher, feature distillation)
 
 See docs/distillation.md.
 """
@@ -28,7 +28,8 @@ _LAZY = {
     "ChunkedDataset": ("restorekit.distill.sampler", "ChunkedDataset"),
     "epoch_indices": ("restorekit.distill.sampler", "epoch_indices"),
     "score_models": ("restorekit.distill.scorecard", "score_models"),
-    "DistillCallback": ("restorekit.distill.callback", "DistillCallback"),
+    "DistillationModule": ("restorekit.distill.module", "DistillationModule"),
+    "distillation_factory": ("restorekit.distill.module", "distillation_factory"),
 }
 
 __all__ = sorted(_LAZY)

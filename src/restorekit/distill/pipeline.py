@@ -198,6 +198,7 @@ def prepare_precompute(
     scfg = cfg.student
     data_cfg = scfg.data
     train_ds, val_ds = build_datasets(data_cfg, seed=scfg.seed, run_dir=None)
+    val_extra: list[CacheItem] = []
     synthetic = getattr(train_ds, "degrader", None) is not None
     degrade = {"spec": data_cfg.model_dump(mode="json").get("degrade"), "seed": scfg.seed} if synthetic else None
     listing = _items_listing(train_ds, cfg.teacher.data_hash)
@@ -212,16 +213,23 @@ def prepare_precompute(
     else:
         base = data_cfg.model_dump(mode="json")
         fixed = _fixed_view(train_ds)
+        # a val_fraction split (or val folders) reads the same ``teacher`` extra folder: cache those inputs too
+        val_fixed = _fixed_view(val_ds)
+        seen = {it.name for it in fixed.items}
+        val_extra = [c for c in _cache_items(val_fixed, "input") if c.name not in seen]
 
     cache_dir = Path(cfg.teacher.cache_dir) if cfg.teacher.cache_dir else out / "teacher_cache"
     run = teacher_run_settings(teacher, tile=cfg.teacher.tile, overlap=cfg.teacher.overlap, backend="eager")
+    if val_extra:  # the validation inputs are part of what the cache was computed from
+        listing = sha256_text(canonical_json([listing, _items_listing(val_ds, cfg.teacher.data_hash)]))
     fp = cache_fingerprint(teacher=teacher_hash(teacher), teacher_run=run, data=listing, degrade=degrade,
                            cache_format={"fmt": cfg.teacher.cache_format})
     fn = teacher_image_fn(teacher, tile=cfg.teacher.tile, overlap=cfg.teacher.overlap, device=cfg.teacher.device, backend="eager")
-    n = len(fixed.items)
+    items = _cache_items(fixed, "input") + val_extra
+    n = len(items)
     step = max(1, n // 10)
     res = precompute_teacher(
-        fn, _cache_items(fixed, "input"), cache_dir, fp, fmt=cfg.teacher.cache_format,
+        fn, items, cache_dir, fp, fmt=cfg.teacher.cache_format,
         progress=lambda done, total, name: _say(f"teacher cache: {done}/{total} {name}", quiet) if done % step == 0 or done == total else None,
     )
     _say(f"teacher cache {cache_dir}: {res.computed} computed, {res.skipped} reused"
@@ -237,11 +245,24 @@ def prepare_precompute(
 # ----------------------------------------------------------------------------------------- main
 
 
+def make_out_dir(out_dir: str | Path) -> Path:
+    """Create the output folder; :class:`ConfigError` naming ``--out`` when it (or a parent) is a plain file."""
+    out = Path(out_dir)
+    bad = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if bad is not None:
+        raise ConfigError(f"--out '{out}': '{bad}' is a file, not a folder; choose another output folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out '{out}': cannot create the folder ({exc.strerror or exc})") from None
+    return out
+
+
 def run_distill(cfg: DistillConfig, out_dir: str | Path, *, resume: str | None = None, quiet: bool = False) -> DistillResult:
     """Run the whole distillation; see the module docstring for the output layout."""
     from restorekit.data import build_datasets
-    from restorekit.distill.callback import DistillCallback
     from restorekit.distill.features import FeaturePair
+    from restorekit.distill.module import DistillationModule
     from restorekit.distill.sampler import ChunkedDataset
     from restorekit.distill.teacher import load_teacher
     from restorekit.training.config import parse_run_config
@@ -249,8 +270,7 @@ def run_distill(cfg: DistillConfig, out_dir: str | Path, *, resume: str | None =
 
     import time
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_out_dir(out_dir)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     teacher_path = ensure_teacher(cfg, out, resume, quiet)
@@ -274,18 +294,26 @@ def run_distill(cfg: DistillConfig, out_dir: str | Path, *, resume: str | None =
     if cfg.distill.epoch_samples:
         train_ds = ChunkedDataset(train_ds, cfg.distill.epoch_samples, scfg.seed)
         _say(f"chunked epochs: {cfg.distill.epoch_samples} of {train_ds.n} samples per epoch", quiet)
-    cb = DistillCallback(
-        teacher,
-        feature_pairs=[FeaturePair(f.student, f.teacher, f.weight) for f in cfg.distill.features],
-        feature_criterion=cfg.distill.feature_criterion,
-        record_dir=sdir,
-    )
+    modules: list[Any] = []
+
+    def factory(run_cfg: Any, model: torch.nn.Module, total_steps: int) -> DistillationModule:
+        m = DistillationModule(
+            run_cfg, model, total_steps, teacher=teacher,
+            feature_pairs=[FeaturePair(f.student, f.teacher, f.weight) for f in cfg.distill.features],
+            feature_criterion=cfg.distill.feature_criterion, record_dir=sdir,
+        )
+        modules.append(m)
+        return m
+
     _say(f"student: training {scfg.model.name} into {sdir}", quiet)
     t0 = time.perf_counter()
-    res = train(scfg, sdir, resume=resume, datasets=(train_ds, val_ds), callbacks=[cb], progress_bar=False if quiet else None)
+    res = train(scfg, sdir, resume=resume, datasets=(train_ds, val_ds), module_factory=factory,
+                progress_bar=False if quiet else None)
     timings["student"] = round(time.perf_counter() - t0, 1)
     result = DistillResult(out, Path(teacher_path), res.package, cache=cache_info)
-    cache_info["online_teacher_batches"] = cb.online_batches
+    cache_info["online_teacher_batches"] = modules[-1].online_batches if modules else 0
+    if scfg.tracking.enabled and res.package is not None:
+        _nest_runs(out, sdir, scfg.tracking)
     if cfg.score.enabled and res.package is not None:
         result.report = make_scorecard(cfg, teacher, res.package, val_ds, out, extra={
             "teacher_path": str(teacher_path), "student_package": str(res.package), "teacher_outputs": cache_info,
@@ -298,10 +326,28 @@ def run_distill(cfg: DistillConfig, out_dir: str | Path, *, resume: str | None =
     return result
 
 
+def _nest_runs(out: Path, student_dir: Path, tracking: Any) -> str | None:
+    """A parent MLflow run ``distill-<out>`` (kept in ``<out>/mlflow_run.json``) with the teacher's and the
+    student's training runs nested under it (tag ``mlflow.parentRunId``); returns its id."""
+    from restorekit.training.tracking import Tracker, default_tracking_uri
+
+    parent = Tracker(out, uri=default_tracking_uri(student_dir, tracking.uri), experiment=tracking.experiment,
+                     run_name=f"distill-{out.resolve().name}", tags={"restorekit.kind": "distill", **tracking.tags})
+    try:
+        parent.start({})
+        for child in (out / "teacher", student_dir):
+            parent.adopt(child)
+        parent.end("FINISHED")
+    except Exception as exc:  # noqa: BLE001 - tracking must not lose a finished distillation
+        log.warning("distillation runs not nested in MLflow: %s", exc)
+        return None
+    return parent.run_id
+
+
 def make_scorecard(cfg: DistillConfig, teacher: torch.nn.Module, student_package: Path, val_ds: Any, out: Path, *,
                    extra: dict[str, Any], tracking: Any, run_dir: Path, quiet: bool = False) -> dict[str, Any]:
     """Score input/teacher/student on the validation set; write report.json/report.md; log to MLflow when on."""
-    from restorekit.distill.scorecard import build_report, log_report_mlflow, score_models, write_report
+    from restorekit.distill.scorecard import build_report, log_report_mlflow, probe_note, score_models, write_report
     from restorekit.models.loading import load_model
 
     student = load_model(student_package)
@@ -315,7 +361,8 @@ def make_scorecard(cfg: DistillConfig, teacher: torch.nn.Module, student_package
     scores = score_models(pairs, teacher, student, tile=cfg.score.tile, overlap=cfg.score.overlap,
                           latency_size=cfg.score.latency_size, latency_repeats=cfg.score.latency_repeats,
                           backend=cfg.score.backend)
-    report = build_report(scores, n_images=n, extra=extra)
+    report = build_report(scores, n_images=n, extra=extra, latency_size=cfg.score.latency_size,
+                          latency_probe=probe_note(pairs[0][0] if pairs else None, cfg.score.latency_size))
     _, md = write_report(out, report)
     if tracking is not None and tracking.enabled:
         try:

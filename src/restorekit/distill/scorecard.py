@@ -136,14 +136,26 @@ def score_models(
     return scores
 
 
+def probe_note(img: np.ndarray | None, size: int) -> str:
+    """How the latency probe is made from the first validation input ``(H, W, 3)``: a crop, or reflect padding."""
+    if img is None:
+        return f"{size}x{size}"
+    h, w = img.shape[:2]
+    if h < size or w < size:
+        return f"{size}x{size} (the {h}x{w} validation image reflect-padded; set score.latency_size <= {min(h, w)} for a real crop)"
+    return f"{size}x{size} crop"
+
+
 def _latency_image(img: np.ndarray, size: int) -> np.ndarray:
     h, w = img.shape[:2]
     if h < size or w < size:
+        log.warning("scorecard: latency probe %s", probe_note(img, size))
         img = np.pad(img, ((0, max(0, size - h)), (0, max(0, size - w)), (0, 0)), mode="reflect")
     return np.ascontiguousarray(img[:size, :size])
 
 
-def build_report(scores: dict[str, Score], *, n_images: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def build_report(scores: dict[str, Score], *, n_images: int, extra: dict[str, Any] | None = None,
+                 latency_size: int = 512, latency_probe: str | None = None) -> dict[str, Any]:
     """The ``report.json`` object: ``input``/``teacher``/``student`` plus gaps, ratios and a verdict."""
     inp, tea, stu = scores["input"], scores["teacher"], scores["student"]
     report: dict[str, Any] = {
@@ -163,7 +175,8 @@ def build_report(scores: dict[str, Score], *, n_images: int, extra: dict[str, An
         "teacher_beats_student": bool(tea.psnr > stu.psnr),
         "n_images": int(n_images),
         "protocol": "mean over validation images; PSNR/SSIM of RGB [0,1] (scikit-image, data_range 1); "
-        "latency: median CPU wall time of tiled inference on a 512x512 crop",
+        f"latency: median CPU wall time of tiled inference on a {latency_probe or f'{latency_size}x{latency_size} crop'}",
+        "latency_size": int(latency_size),
     }
     if extra:
         report.update(extra)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,8 @@ from restorekit.errors import ConfigError
 DOCUMENT_DEMO_CONFIG: dict[str, Any] = {
     "name": "demo-document",
     "seed": 0,
-    "model": {"name": "nafnet", "args": {"width": 16, "enc_blk_nums": [1, 1, 2], "middle_blk_num": 2,
-                                         "dec_blk_nums": [1, 1, 1]}},
+    # chosen by measurement (docs/documents.md): the fastest per step of the candidates, and the best CER in minutes
+    "model": {"name": "student_unet", "args": {"base_filters": 16, "depth": 3, "global_residual": True}},
     "data": {
         "kind": "clean",
         "dir": "pages/train/clean",
@@ -146,12 +147,15 @@ def calibrate(cfg: Any, train_ds: Any, device: Any, steps: int = 3) -> dict[str,
 
 
 def plan_budget(train_seconds: float, step_s: float, n_pages: int, batch: int, n_val: int,
-                epochs: int = DEMO_EPOCHS) -> dict[str, Any]:
+                epochs: int = DEMO_EPOCHS, *, minimum: float = 10.0) -> dict[str, Any]:
     """Patches per page per epoch (``repeat``) so that training for ``train_seconds`` makes about ``epochs``
-    validations; training itself is stopped by time (``train.max_minutes``)."""
-    if train_seconds < 30.0:
-        raise ConfigError(f"--minutes leaves {train_seconds:.0f} s for training after page generation and the "
-                          "OCR evaluation; give more minutes")
+    validations; training itself is stopped by time (``train.max_minutes``). Training gets at least
+    ``minimum`` seconds, even when the estimates say that the budget will then be exceeded (a warning)."""
+    if train_seconds < minimum:
+        warnings.warn(f"the time budget leaves {train_seconds:.0f} s for training after page generation and the OCR "
+                      f"evaluation (estimated on a busy machine?); training {minimum:.0f} s, the demo will run over",
+                      stacklevel=2)
+        train_seconds = minimum
     val_s = n_val * step_s  # a validation crop costs about one training step
     steps = max(epochs, int((train_seconds - epochs * val_s) / step_s))
     repeat = max(1, round(steps / epochs * batch / max(n_pages, 1)))
@@ -238,7 +242,7 @@ def run_document_demo(
     # restoring the held-out pages (about 10 training steps' worth each) and 3 OCR runs per page, with margin
     eval_s = 1.3 * n_eval * (3 * ocr_s + 10 * cal["step_s"]) + 15.0
     budget = plan_budget(minutes * 60.0 - (time.time() - t_start) - eval_s - STARTUP_S, cal["step_s"], n_pages,
-                         cfg.data.batch_size, len(val_ds))
+                         cfg.data.batch_size, len(val_ds), minimum=0.4 * minutes * 60.0)
     budget["eval_budget_s"] = round(eval_s, 1)
     d = config_to_dict(cfg)
     d["data"]["repeat"] = budget["repeat"]
@@ -251,7 +255,8 @@ def run_document_demo(
     cfg = parse_run_config(d, "document demo config")
     print(
         f"demo --task document: {n_pages} training pages, {2 * n_val} held out, {2 * n_other} in other fonts; "
-        f"{cal['step_s']:.2f} s/step on {device}; training ~{budget['train_seconds']:.0f} s",
+        f"{cal['step_s']:.2f} s/step on {device}, OCR {ocr_s:.2f} s/page; training ~{budget['train_seconds']:.0f} s, "
+        f"evaluation ~{eval_s:.0f} s",
         flush=True,
     )
     t_train = time.time()

@@ -126,6 +126,14 @@ def _lpips_metric(weights: str | Path, vgg_weights: str | Path | None, crop: int
     return fn
 
 
+def _check_crop(crop: int, sample: EvalSample) -> None:
+    """DataError naming ``--crop-border`` when cropping leaves (almost) nothing of the sample's target."""
+    h, w = sample.target.shape[:2]
+    if crop and (h - 2 * crop < 8 or w - 2 * crop < 8):
+        raise DataError(f"--crop-border {crop}: sample '{sample.name}' is {w}x{h}; cropping {crop} px from each border "
+                        f"leaves {max(w - 2 * crop, 0)}x{max(h - 2 * crop, 0)} (need at least 8x8)")
+
+
 def evaluate_samples(
     samples: Iterable[EvalSample],
     *,
@@ -202,6 +210,7 @@ def evaluate_samples(
                 outputs[b] = BASELINES[b](sample.input)
                 seconds[b] = seconds.get(b, 0.0) + time.perf_counter() - t0
                 kinds[b] = "baseline"
+        _check_crop(proto.crop_border, sample)
         values = {m: measure(o, sample.target, proto, metrics=base_metrics) for m, o in outputs.items()}
         if lpips_fn is not None:
             for m, o in outputs.items():
@@ -227,7 +236,11 @@ def evaluate_samples(
     n_capped = sum(1 for m in rows.values() for r in m if r.get("psnr_capped"))
     if n_capped:
         notes.append(f"{n_capped} PSNR value(s) were infinite (identical images) or above {PSNR_CAP:g} dB and are reported as {PSNR_CAP:g} dB")
-    notes.append(f"metrics under protocol '{proto.name}'; SSIM = Gaussian-window SSIM (scikit-image gaussian_weights=True, sigma 1.5, population covariance)")
+    if proto.window == "uniform":
+        ssim_note = "scikit-image's default SSIM (7x7 uniform window, sample covariance), as the seed projects report"
+    else:
+        ssim_note = "Gaussian-window SSIM (scikit-image gaussian_weights=True, sigma 1.5, population covariance)"
+    notes.append(f"metrics under protocol '{proto.name}'; SSIM = {ssim_note}")
     mean_psnr = {m: methods[m]["mean"].get("psnr", float("nan")) for m in order}
     gain: dict[str, Any] = {"over_input": None, "over_best_baseline": None, "best_baseline": None}
     if "psnr" in metrics:
@@ -286,6 +299,8 @@ def evaluate_folders(
 
     With ``input_dir``, the degraded inputs are scored too (gain over input) and baselines can run.
     """
+    if limit is not None and int(limit) < 1:
+        raise ConfigError(f"--limit must be >= 1 (or left out to score every image), got {limit}")
     n, samples = folder_samples(target_dir, input_dir=input_dir, pred_dir=pred_dir, on_missing=on_missing, limit=limit)
     return evaluate_samples(samples, primary="pred", baselines=baselines, protocol=protocol, crop_border=crop_border,
                             total=n, report=report, **kwargs)
@@ -316,67 +331,59 @@ def evaluate_pairs(
                             report=report, **kwargs)
 
 
-def _is_exported(p: Path) -> bool:
-    return p.suffix.lower() in (".onnx", ".pt", ".ts", ".torchscript")
-
-
 def make_model_fn(
     model: Any,
     *,
-    tile: int | str = "auto",
-    overlap: int | float = 32,
+    tile: int | str | None = "auto",
+    overlap: int | float | str | None = 32,
     device: str | None = None,
     ensemble: bool = False,
-    backend: str = "auto",
-    batch: int = 4,
+    backend: str | None = "auto",
+    batch: int | None = 4,
+    options: Any = None,
 ) -> tuple[MethodFn, str]:
-    """A ``sample -> (H,W,3)`` function running ``model`` (module, package path or exported file) and its
-    display name. Image samples go through ``restore_image`` (tiled); raw samples (``rggb`` batches)
-    through ``restorekit.training.forward.predict01`` on the whole image."""
+    """A ``sample -> (H,W,3)`` function running ``model`` and its display name.
+
+    ``model``: a :class:`~restorekit.inference.restorer.Restorer`, an ``nn.Module``, a runtime or
+    any model file :func:`~restorekit.inference.restorer.load_restorer` reads (package, checkpoint,
+    ``.onnx``, TorchScript: detected by content, as everywhere). The options are validated once as
+    a :class:`~restorekit.inference.options.RestoreOptions` (``options`` given: used as is). Image
+    samples go through ``restorer.restore_image``; raw samples (``rggb``/``cond``/``residual``
+    batches) through ``restorer(residual, rggb=..., cond=...)`` when the model takes raw inputs.
+    """
     import torch
-    import torch.nn as nn
 
-    from restorekit.inference import make_runtime, restore_image
+    from restorekit.inference.options import RestoreOptions
+    from restorekit.inference.restorer import Restorer
 
-    label = "model"
-    runner: Any = model
-    module: nn.Module | None = model if isinstance(model, nn.Module) else None
+    opts = options if options is not None else RestoreOptions.parse(
+        tile=tile, overlap=overlap, device=None if device is None else str(device), ensemble=ensemble,
+        backend=backend, batch=batch)
     if isinstance(model, (str, Path)):
-        p = Path(model)
-        label = p.stem
-        if not p.exists():
-            from restorekit.errors import CheckpointError
-
-            raise CheckpointError(f"model file '{p}' does not exist")
-        if _is_exported(p):
-            runner = make_runtime(p, device, backend)
-        else:
-            from restorekit.models.loading import load_model
-
-            module = load_model(p)
-            runner = module
-    elif module is not None:
-        label = str(arch_of(module))
-    if module is not None:
-        module.eval()
+        label = Path(model).stem
+    elif isinstance(model, torch.nn.Module):
+        label = str(arch_of(model) or type(model).__name__)
+    else:
+        label = "model"
+    restorer = Restorer.coerce(model, opts)
+    if label == "model":
+        label = restorer.arch
+    caps = restorer.caps
 
     def run(sample: EvalSample) -> np.ndarray:
         if sample.batch is not None:
-            if module is None:
-                raise ConfigError("raw samples need a PyTorch model (package), not an exported runtime")
-            from restorekit.device import resolve_device
-            from restorekit.training.forward import predict01
-
-            dev = resolve_device(device or "auto")
-            module.to(dev)
-            batch_dev = {k: (v.to(dev) if isinstance(v, torch.Tensor) else v) for k, v in sample.batch.items()}
-            with torch.no_grad():
-                out = predict01(module, batch_dev).float().clamp(0, 1)[0]
-            return np.ascontiguousarray(out.permute(1, 2, 0).cpu().numpy())
+            if "rggb" not in caps.inputs:
+                raise DataError(f"sample '{sample.name}' is a raw sample, but model '{restorer.arch}' takes "
+                                f"{list(caps.inputs)}; raw data needs a raw model")
+            b = sample.batch
+            out = restorer(b["residual"].float(), rggb=b["rggb"].float(), cond=b["cond"].float())[0]
+            return np.ascontiguousarray(out.permute(1, 2, 0).numpy())
         if sample.input is None:
             raise DataError(f"sample '{sample.name}' has no input image to restore")
-        return restore_image(runner, sample.input, tile=tile, overlap=overlap, device=device, ensemble=ensemble,
-                             backend=backend, batch=batch)
+        if not caps.rgb:
+            raise DataError(f"sample '{sample.name}' is an RGB image, but model '{restorer.arch}' needs inputs "
+                            f"{list(caps.inputs)}")
+        return restorer.restore_image(sample.input)
 
     return run, label
 
@@ -390,7 +397,7 @@ def evaluate_model(
     crop_border: int | None = None,
     report: str | Path | None = None,
     tile: int | str = "auto",
-    overlap: int | float = 32,
+    overlap: int | float | str = 32,
     device: str | None = None,
     ensemble: bool = False,
     backend: str = "auto",
@@ -400,8 +407,10 @@ def evaluate_model(
 ) -> dict[str, Any]:
     """Run ``model`` on ``data`` (see :func:`~restorekit.evaluation.sources.resolve_data`) and score it
     with the input and the classical ``baselines`` under ``protocol``; returns the report dict."""
-    n, samples = resolve_data(data, limit=limit, on_missing=on_missing)
+    if limit is not None and int(limit) < 1:
+        raise ConfigError(f"--limit must be >= 1 (or left out to score every image), got {limit}")
     fn, label = make_model_fn(model, tile=tile, overlap=overlap, device=device, ensemble=ensemble, backend=backend)
+    n, samples = resolve_data(data, limit=limit, on_missing=on_missing)
     extra = {"model": str(model) if isinstance(model, (str, Path)) else label, **kwargs.pop("extra", {})}
     if isinstance(data, (str, Path)):
         extra.setdefault("data", str(data))

@@ -18,7 +18,7 @@ import numpy as np
 
 from restorekit.errors import DataError
 
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
+from restorekit.io.image import IMAGE_EXTENSIONS as IMAGE_EXTS  # the one list (GIF, AVIF where readable)
 #: folder-name pairs recognised in a dataset folder (degraded, clean)
 PAIR_DIR_NAMES: list[tuple[str, str]] = [
     ("input", "target"),

@@ -1,4 +1,5 @@
-"""restorekit.export: ONNX (dynamic batch/height/width), TorchScript (traced) and safetensors packages.
+"""restorekit.export: ONNX (dynamic batch/height/width), TorchScript (traced), safetensors packages and the
+seed projects' own checkpoint layouts (``seed``, see :mod:`restorekit.export.seed`).
 
 :func:`export_model` writes the file atomically, then verifies ONNX and
 TorchScript exports against eager PyTorch on an input of a different size and
@@ -19,8 +20,8 @@ import torch.nn as nn
 
 from restorekit.errors import ConfigError, RestoreKitError
 
-FORMATS = ("onnx", "torchscript", "safetensors")
-SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
+FORMATS = ("onnx", "torchscript", "safetensors", "seed")
+SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors", "seed": ".pth"}
 
 
 class ExportError(RestoreKitError):
@@ -94,6 +95,8 @@ def export_model(model: nn.Module, path: str | Path, fmt: str | None = None, *, 
 
         save_package(model, p, extra={"size_multiple": info.size_multiple})
         return ExportResult(p, fmt, None, [], p.stat().st_size)
+    if fmt == "seed":
+        return _export_seed(model, p, verify=verify, tolerance=tolerance)
     args = verify_inputs(model)
     with atomic_path(p) as tmp:
         if fmt == "onnx":
@@ -128,6 +131,31 @@ def export_model(model: nn.Module, path: str | Path, fmt: str | None = None, *, 
                 raise ExportError(f"{fmt} export of '{info.arch}' does not match PyTorch: max abs diff {diff:.3g} >= {tolerance:g} "
                                   f"on inputs {[tuple(a.shape) for a in args]}")
     return ExportResult(p, fmt, diff, [tuple(a.shape) for a in args], p.stat().st_size)
+
+
+def _export_seed(model: nn.Module, p: Path, *, verify: bool, tolerance: float) -> ExportResult:
+    """``--format seed``: the seed project's checkpoint, verified by reading it back with ``load_model``."""
+    from restorekit.export.seed import save_seed_checkpoint
+    from restorekit.models.loading import load_model
+
+    reload_args = save_seed_checkpoint(model, p)
+    diff = None
+    shapes: list[tuple[int, ...]] = []
+    if verify:
+        args = verify_inputs(model)
+        shapes = [tuple(a.shape) for a in args]
+        try:
+            back = load_model(p, **reload_args)
+            with torch.inference_mode():
+                got = back(*args).float()
+            diff = float((got - _reference(model, args)).abs().max())
+        except Exception:
+            p.unlink(missing_ok=True)
+            raise
+        if not diff < tolerance:
+            p.unlink(missing_ok=True)
+            raise ExportError(f"seed export: the written checkpoint does not reproduce the model (max abs diff {diff:.3g})")
+    return ExportResult(p, "seed", diff, shapes, p.stat().st_size)
 
 
 __all__ = ["ExportError", "ExportResult", "FORMATS", "export_model", "verify_inputs"]

@@ -349,6 +349,15 @@ class Restorer:
         if native and (h < native or w < native):
             tiles = _pad_to(tiles, native, native)
         if feeds:
+            # pad every spatial input to the size multiple (full-resolution inputs by m, packed ones by m/2):
+            # exported graphs are traced at a multiple and do not carry the module's own padding branch
+            m = max(2, self.caps.size_multiple)
+            ph, pw = -tiles.shape[-2] % m, -tiles.shape[-1] % m
+            if ph or pw:
+                tiles = _pad_to(tiles, tiles.shape[-2] + ph, tiles.shape[-1] + pw)
+                if "rggb" in feeds:
+                    r = feeds["rggb"]
+                    feeds = {**feeds, "rggb": _pad_to(r, r.shape[-2] + ph // 2, r.shape[-1] + pw // 2)}
             inputs = {"residual": tiles, **feeds, "input": tiles}
             pred = rt.run_inputs([inputs[n] for n in self.caps.inputs])
         elif self.options.ensemble:

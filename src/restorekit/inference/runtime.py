@@ -364,23 +364,11 @@ def onnx_runtime_for(model: nn.Module, device: torch.device, verify: bool = True
 
 
 def exported_kind(p: Path) -> str | None:
-    """``"onnxruntime"`` or ``"torchscript"`` when ``p`` is an exported file (by content, not only by name), else None."""
-    s = p.suffix.lower()
-    if s in ONNX_SUFFIXES:
-        return "onnxruntime"
-    import zipfile
+    """``"onnxruntime"`` or ``"torchscript"`` when ``p`` is an exported file (recognised by content), else None."""
+    from restorekit.models.loading import sniff_file
 
-    try:
-        if not zipfile.is_zipfile(p):
-            return None
-        with zipfile.ZipFile(p) as z:
-            names = z.namelist()
-    except (zipfile.BadZipFile, OSError):
-        return None
-    # TorchScript archives hold code/ and constants.pkl; torch.save checkpoints hold neither
-    if any("/code/" in n or n.endswith("constants.pkl") for n in names) or any(n.endswith(META_KEY) for n in names):
-        return "torchscript"
-    return None
+    kind = sniff_file(Path(p))
+    return {"onnx": "onnxruntime", "torchscript": "torchscript"}.get(kind)
 
 
 def open_exported(p: Path, kind: str, device: torch.device, channels_last: bool | None = None) -> Runtime:

@@ -2,9 +2,11 @@
 
 from restorekit.io.image import (
     DEFAULT_MAX_PIXELS,
+    IMAGE_EXTENSIONS,
     ImageInfo,
     decode_image,
     image_to_tensor,
+    is_image_name,
     read_image,
     read_image_with_info,
     tensor_to_image,
@@ -14,10 +16,12 @@ from restorekit.io.image import (
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "IMAGE_EXTENSIONS",
     "ImageInfo",
     "decode_image",
     "encode_image",
     "image_to_tensor",
+    "is_image_name",
     "read_image",
     "read_image_with_info",
     "tensor_to_image",

@@ -34,6 +34,26 @@ DEFAULT_MAX_PIXELS = 178_956_970
 # Pillow warns between 1x and 2x its own limit; restorekit applies its own limit from the header.
 warnings.filterwarnings("ignore", message=".*decompression bomb.*")
 
+def _avif_suffixes() -> frozenset[str]:
+    """``{".avif"}`` where this Pillow build decodes AVIF, else empty."""
+    try:
+        from PIL import features
+
+        return frozenset({".avif"}) if features.check("avif") else frozenset()
+    except Exception:  # noqa: BLE001 - an old Pillow without the features module
+        return frozenset()
+
+
+#: every file extension restorekit reads as an image (lower case, with the dot); the one list
+#: the data, evaluation, restore and distillation front ends share
+IMAGE_EXTENSIONS: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif"}) | _avif_suffixes()
+
+
+def is_image_name(name: str | Path) -> bool:
+    """True when ``name`` ends with one of :data:`IMAGE_EXTENSIONS` (case-insensitive)."""
+    return os.path.splitext(str(name))[1].lower() in IMAGE_EXTENSIONS
+
+
 _WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP", ".bmp": "BMP"}
 _EXIF_ORIENTATION = 0x0112
 
@@ -50,7 +70,8 @@ class ImageInfo:
     mode: str
 
 
-def _max_pixels(max_pixels: int | None) -> int:
+def max_pixels_limit(max_pixels: int | None) -> int:
+    """The pixel limit in force: ``max_pixels`` when given, else ``$RESTOREKIT_MAX_PIXELS``, else the default."""
     if max_pixels is not None:
         return int(max_pixels)
     env = os.environ.get("RESTOREKIT_MAX_PIXELS")
@@ -89,7 +110,7 @@ def decode_image(data: bytes, *, name: str = "<bytes>", max_pixels: int | None =
 
     if len(data) == 0:
         raise ImageReadError(name, "file is empty (0 bytes)")
-    limit = _max_pixels(max_pixels)
+    limit = max_pixels_limit(max_pixels)
     try:
         im = _open_lazily(data, limit)
     except UnidentifiedImageError as exc:

@@ -33,7 +33,11 @@ class CombinedLoss(nn.Module):
         self.keys, self.weights, self.targets = list(keys), list(weights), list(targets)
         self.terms = nn.ModuleList(modules)
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor, **extras: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(
+        self, pred: torch.Tensor, target: torch.Tensor, *, skip_missing: bool = False, **extras: Any
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``skip_missing``: terms whose reference (``extras[name]``) is absent are left out (validation
+        batches without teacher outputs) instead of raising :class:`RestoreKitError`."""
         total = pred.new_zeros((), dtype=torch.float32)
         parts: dict[str, torch.Tensor] = {}
         for key, weight, ref_name, module in zip(self.keys, self.weights, self.targets, self.terms):
@@ -41,6 +45,8 @@ class CombinedLoss(nn.Module):
                 ref = target
             else:
                 ref = extras.get(ref_name)
+                if ref is None and skip_missing:
+                    continue
                 if ref is None:
                     raise RestoreKitError(
                         f"loss term '{key}' compares with the '{ref_name}' output but the batch has no "

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import field_validator
+import math
+
+from pydantic import Field, field_validator
 
 from restorekit.config.base import StrictModel
 
@@ -21,16 +23,23 @@ class LossTerm(StrictModel):
     """One weighted loss term.
 
     name: a registered loss (see ``restorekit.losses.available_losses()``).
-    weight: multiplier of the term in the total.
+    weight: multiplier of the term in the total (finite, >= 0; a negative weight would reward the error).
     args: keyword arguments of the loss (e.g. ``{eps: 1e-3}`` for charbonnier).
     target: compare the prediction with the ground truth ("target") or with the teacher output ("teacher",
         read from the batch's ``teacher`` tensor).
     """
 
     name: str
-    weight: float = 1.0
+    weight: float = Field(1.0, ge=0.0)
     args: dict[str, Any] = {}
     target: Literal["target", "teacher"] = "target"
+
+    @field_validator("weight")
+    @classmethod
+    def _finite_weight(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number >= 0")
+        return value
 
     @field_validator("name")
     @classmethod

@@ -7,7 +7,9 @@ Image level (``(H, W, 3)`` arrays or tensors in [0, 1]): :func:`psnr`, :func:`ss
 Batch level (``(B, C, H, W)`` tensors, for validation loops): :func:`psnr_batch`,
 :func:`ssim_batch`, :func:`ms_ssim_batch` -> ``Tensor[B]``; these agree with
 scikit-image's ``peak_signal_noise_ratio`` and ``structural_similarity(gaussian_weights=True,
-sigma=1.5, use_sample_covariance=False)``.
+sigma=1.5, use_sample_covariance=False)``; :func:`ssim_uniform_batch` (and ``protocol="skimage"`` at
+image level) is scikit-image's *default* SSIM (7x7 uniform window, sample covariance), the one the seed
+projects report.
 """
 
 from restorekit.metrics.functional import (
@@ -17,6 +19,8 @@ from restorekit.metrics.functional import (
     rgb_to_y,
     ssim_batch,
     ssim_maps,
+    ssim_uniform_batch,
+    ssim_uniform_maps,
 )
 from restorekit.metrics.image import PSNR_CAP, cap_psnr, mae, measure, ms_ssim, mse, prepare, psnr, ssim
 from restorekit.metrics.protocol import Protocol, resolve_protocol
@@ -39,4 +43,6 @@ __all__ = [
     "ssim",
     "ssim_batch",
     "ssim_maps",
+    "ssim_uniform_batch",
+    "ssim_uniform_maps",
 ]

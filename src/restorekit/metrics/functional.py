@@ -106,6 +106,55 @@ def ssim_batch(
     return smap.mean(dim=(1, 2, 3)).to(out_dtype)
 
 
+def ssim_uniform_maps(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    data_range: float = 1.0,
+    win_size: int = 7,
+) -> torch.Tensor:
+    """scikit-image's default SSIM map over the valid area: ``(B, C, H-k+1, W-k+1)``.
+
+    ``win_size x win_size`` box window (7 by default, shrunk to the largest odd size that fits),
+    sample covariance (``N / (N - 1)`` with ``N = win_size ** 2``), K1 = 0.01, K2 = 0.03. scikit-image
+    filters with reflect padding and then discards ``(win_size - 1) // 2`` pixels on every side, which
+    leaves exactly this valid-area map.
+    """
+    _check_pair(pred, target)
+    k = _fit_window(pred.shape[-2], pred.shape[-1], win_size)
+    n = k * k
+    cov_norm = n / (n - 1.0) if n > 1 else 1.0
+    c1 = (K1 * data_range) ** 2
+    c2 = (K2 * data_range) ** 2
+    stats = torch.cat([pred, target, pred * pred, target * target, pred * target], dim=1)
+    mu_x, mu_y, e_xx, e_yy, e_xy = F.avg_pool2d(stats, k, stride=1).chunk(5, dim=1)
+    var_x = cov_norm * (e_xx - mu_x * mu_x)
+    var_y = cov_norm * (e_yy - mu_y * mu_y)
+    cov = cov_norm * (e_xy - mu_x * mu_y)
+    num = (2.0 * mu_x * mu_y + c1) * (2.0 * cov + c2)
+    den = (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2)
+    return num / den
+
+
+def ssim_uniform_batch(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    data_range: float = 1.0,
+    *,
+    win_size: int = 7,
+    compute_dtype: torch.dtype | None = torch.float64,
+) -> torch.Tensor:
+    """Per-image scikit-image *default* SSIM of ``(B, C, H, W)`` tensors -> ``Tensor[B]``.
+
+    Equals ``skimage.metrics.structural_similarity(target, pred, channel_axis=-1, data_range=data_range)``
+    with every other argument at its default (7x7 uniform window, sample covariance): the SSIM that the
+    deblurring, manuscript and raw seed projects report.
+    """
+    out_dtype = pred.dtype
+    if compute_dtype is not None and pred.device.type != "mps":
+        pred, target = pred.to(compute_dtype), target.to(compute_dtype)
+    return ssim_uniform_maps(pred, target, data_range, win_size).mean(dim=(1, 2, 3)).to(out_dtype)
+
+
 def psnr_batch(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """Per-image PSNR in dB of ``(B, C, H, W)`` tensors -> ``Tensor[B]``; identical images give ``inf``.
 

@@ -72,6 +72,30 @@ def prepare(pred: ArrayLike, target: ArrayLike, protocol: "str | Protocol | None
     return x, y, proto
 
 
+def _ssim_protocol(x: torch.Tensor, y: torch.Tensor, proto: Protocol) -> float:
+    """SSIM of prepared (1, C, H, W) float64 tensors with the protocol's window."""
+    if proto.window == "uniform":
+        return _ssim_uniform_tiled(x, y)
+    return _ssim_tiled(x, y)
+
+
+def _ssim_uniform_tiled(x: torch.Tensor, y: torch.Tensor, rows: int = 256) -> float:
+    """scikit-image's default SSIM (7x7 box, sample covariance) of (1, C, H, W) tensors, over strips of rows."""
+    from restorekit.metrics.functional import _fit_window, ssim_uniform_maps
+
+    _, c, h, w = x.shape
+    k = _fit_window(h, w, 7)
+    valid_h = h - k + 1
+    total, count = 0.0, 0
+    for ch in range(c):
+        for r0 in range(0, valid_h, rows):
+            r1 = min(valid_h, r0 + rows)
+            smap = ssim_uniform_maps(x[:, ch : ch + 1, r0 : r1 + k - 1], y[:, ch : ch + 1, r0 : r1 + k - 1], 1.0, k)
+            total += float(smap.sum())
+            count += smap.numel()
+    return total / count
+
+
 def _ssim_tiled(x: torch.Tensor, y: torch.Tensor, rows: int = 256) -> float:
     """SSIM of (1, C, H, W) float64 tensors computed per channel over strips of valid rows.
 
@@ -102,9 +126,10 @@ def psnr(pred: ArrayLike, target: ArrayLike, protocol: "str | Protocol | None" =
 
 
 def ssim(pred: ArrayLike, target: ArrayLike, protocol: "str | Protocol | None" = None) -> float:
-    """Gaussian-window SSIM (scikit-image / BasicSR definition, data range 1) under ``protocol``."""
-    x, y, _ = prepare(pred, target, protocol)
-    return _ssim_tiled(x, y)
+    """SSIM (data range 1) under ``protocol``: Gaussian window (scikit-image ``gaussian_weights=True`` / BasicSR)
+    by default, scikit-image's default 7x7 uniform-window SSIM under ``protocol="skimage"``."""
+    x, y, proto = prepare(pred, target, protocol)
+    return _ssim_protocol(x, y, proto)
 
 
 def ms_ssim(pred: ArrayLike, target: ArrayLike, protocol: "str | Protocol | None" = None) -> float:
@@ -136,13 +161,13 @@ def measure(
 
     PSNR is returned uncapped (``inf`` for identical images); see :func:`cap_psnr` for reports.
     """
-    x, y, _ = prepare(pred, target, protocol)
+    x, y, proto = prepare(pred, target, protocol)
     out: dict[str, float] = {}
     for name in metrics:
         if name == "psnr":
             out[name] = float(psnr_batch(x, y, 1.0)[0])
         elif name == "ssim":
-            out[name] = _ssim_tiled(x, y)
+            out[name] = _ssim_protocol(x, y, proto)
         elif name == "ms_ssim":
             out[name] = float(ms_ssim_batch(x, y, 1.0)[0])
         elif name == "mae":

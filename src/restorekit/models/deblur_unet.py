@@ -5,9 +5,17 @@ with mean 0.5, std 0.5). Any H, W: the input is reflect-padded to a multiple of
 16 and the output cropped back (the seed resized skips instead, which shifts
 content on odd sizes). 8,636,451 parameters at
 ``base_ch=32``.
+
+Weight names: restorekit's ``ConvBlock`` keeps its layers in a Sequential
+(``enc1.block.0/1/3/4``); the seed's keeps them as attributes
+(``enc1.conv1/norm1/conv2/norm2``). Both layouts are recognised and loaded
+(:func:`to_block_layout` is the spec's ``convert_state``); ``restorekit export
+--format seed`` writes the seed's names back (:func:`to_seed_layout`).
 """
 
 from __future__ import annotations
+
+import re
 
 import torch
 import torch.nn as nn
@@ -107,10 +115,39 @@ class DeblurUNet(nn.Module):
         return out + inp if self.residual else out
 
 
+#: the seed's ``ConvBlock`` attributes -> restorekit's ``block`` Sequential indices
+SEED_TO_BLOCK = {"conv1": "block.0", "norm1": "block.1", "conv2": "block.3", "norm2": "block.4"}
+BLOCK_TO_SEED = {v: k for k, v in SEED_TO_BLOCK.items()}
+_SEED_KEY = re.compile(r"^((?:enc[1-4]|bottleneck|up[1-4]\.conv)\.)(conv1|norm1|conv2|norm2)(\..+)$")
+_BLOCK_KEY = re.compile(r"^((?:enc[1-4]|bottleneck|up[1-4]\.conv)\.)(block\.[0134])(\..+)$")
+
+
+def to_block_layout(state: Tensors) -> Tensors:
+    """Rename the seed's ``ConvBlock`` keys (``enc1.conv1.weight``, ``up1.conv.norm2.bias``) to restorekit's
+    (``enc1.block.0.weight``, ``up1.conv.block.4.bias``); restorekit keys pass through unchanged."""
+    out: Tensors = {}
+    for k, v in state.items():
+        m = _SEED_KEY.match(k)
+        out[f"{m.group(1)}{SEED_TO_BLOCK[m.group(2)]}{m.group(3)}" if m else k] = v
+    return out
+
+
+def to_seed_layout(state: Tensors) -> Tensors:
+    """Inverse of :func:`to_block_layout`: the key names the seed project's ``DeblurUNet`` uses."""
+    out: Tensors = {}
+    for k, v in state.items():
+        m = _BLOCK_KEY.match(k)
+        out[f"{m.group(1)}{BLOCK_TO_SEED[m.group(2)]}{m.group(3)}" if m else k] = v
+    return out
+
+
 def _detect(state: Tensors) -> bool:
-    """The key signature of :class:`DeblurUNet` (four encoder blocks, a bottleneck, ``up4.up.1``, ``final``)."""
-    return has_keys(state, "enc1.block.0.weight", "enc4.block.0.weight", "bottleneck.block.0.weight", "up4.up.1.weight",
-                    "final.weight")
+    """The key signature of :class:`DeblurUNet` (four encoder blocks, a bottleneck, ``up4.up.1``, ``final``), in
+    restorekit's ``block.N`` layout or the seed's ``conv1/norm1/conv2/norm2`` layout."""
+    if not has_keys(state, "up4.up.1.weight", "final.weight"):
+        return False
+    return has_keys(state, "enc1.block.0.weight", "enc4.block.0.weight", "bottleneck.block.0.weight") or has_keys(
+        state, "enc1.conv1.weight", "enc4.conv1.weight", "bottleneck.conv1.weight")
 
 
 def _infer(state: Tensors) -> dict:
@@ -142,6 +179,8 @@ def _caps(args: dict) -> Capabilities:
     detect=_detect,
     infer=_infer,
     capabilities=_caps,
+    convert_state=to_block_layout,
+    presets={"tiny": {"base_ch": 8}},  # contract tests (tests/models/test_contract.py)
 )
 def deblur_unet(in_ch: int = 3, out_ch: int = 3, base_ch: int = 32, norm: str = "group", residual: bool = False) -> DeblurUNet:
     """Build :class:`DeblurUNet` (``residual=True``: output = input + network output, same weights)."""

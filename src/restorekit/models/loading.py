@@ -77,6 +77,7 @@ def load_model(
     recorded_arch, recorded_args = _recorded(ckpt)
     state, arch_name = select_state_dict(ckpt.tensors, arch or recorded_arch, source=str(p))
     spec = get_spec(arch_name)
+    state = spec.canonical_state(state)
     args: dict[str, Any] = {}
     preset = kwargs.pop("preset", None)
     if preset is not None:
@@ -95,6 +96,8 @@ def load_model(
                     f"'{p}': weights do not look like a '{arch_name}' checkpoint: key {exc} is missing "
                     f"(first keys: {list(state)[:8]})"
                 ) from exc
+        if spec.from_sidecar is not None:
+            args.update(spec.from_sidecar(p))
         if spec.from_checkpoint is not None:
             args.update(spec.from_checkpoint(ckpt.extras))
     args.update(kwargs)
@@ -173,7 +176,8 @@ def read_checkpoint(path: Path) -> Checkpoint:
         except (SafetensorError, OSError, ValueError) as exc:
             raise CheckpointError(f"'{path}': not a readable safetensors file ({exc})") from exc
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(numpy_safe_globals()):
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()
         raise CheckpointError(
@@ -188,6 +192,35 @@ def read_checkpoint(path: Path) -> Checkpoint:
         raise CheckpointError(f"'{path}': expected a dict of tensors or a checkpoint dict, found {type(obj).__name__}")
     extras = {str(k): v for k, v in obj.items() if not isinstance(v, torch.Tensor)}
     return Checkpoint(_extract_tensors(obj, str(path)), extras)
+
+
+def numpy_safe_globals() -> list[Any]:
+    """The explicit allow-list of numpy types a checkpoint may hold beside its weights.
+
+    The seed projects store metrics (``psnr``, ``ssim``, ``best_val_psnr``) as numpy scalars; unpickling
+    those needs ``numpy.core.multiarray.scalar`` (``numpy._core`` on numpy 2), ``numpy.dtype`` and the
+    dtype classes of the numeric scalar types. Nothing else is allowed: any other global (``os.system``,
+    ``builtins.eval``, arbitrary classes) is still refused by ``weights_only=True`` before it can run.
+    """
+    import numpy as np
+
+    allowed: list[Any] = [np.dtype]
+    for modname in ("numpy._core.multiarray", "numpy.core.multiarray"):
+        try:
+            import importlib
+
+            mod = importlib.import_module(modname)
+        except ImportError:
+            continue
+        fn = getattr(mod, "scalar", None)
+        if fn is not None:
+            allowed.append((fn, f"{modname}.scalar"))
+    scalar_types = [np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
+                    np.float16, np.float32, np.float64, np.complex64, np.complex128]
+    for t in scalar_types:
+        allowed.append(t)
+        allowed.append(type(np.dtype(t)))  # numpy.dtypes.Float64DType etc.
+    return allowed
 
 
 def sniff_file(path: Path) -> str:
@@ -208,11 +241,17 @@ def sniff_file(path: Path) -> str:
         if any(n.endswith("constants.pkl") or "/code/" in n for n in names):
             return "torchscript"
         return "pickle"
-    if path.suffix.lower() == ".onnx" or head[:1] == b"\x08" and b"onnx" in _peek(path, 256).lower():
+    if path.suffix.lower() == ".onnx" or (head[:1] == b"\x08" and _looks_like_onnx(_peek(path, 512))):
         return "onnx"
     if len(head) >= 8 and int.from_bytes(head[:8], "little") < 100_000_000 and head[8:9] == b"{":
         return "safetensors"
     return "pickle" if head[:1] == b"\x80" else "unknown"
+
+
+def _looks_like_onnx(head: bytes) -> bool:
+    """An ONNX ModelProto starts with field 1 (ir_version, a varint) and names its producer early on."""
+    low = head.lower()
+    return any(word in low for word in (b"pytorch", b"onnx", b"tf2onnx", b"skl2onnx", b"keras2onnx"))
 
 
 def _peek(path: Path, n: int) -> bytes:

@@ -17,20 +17,30 @@ channel attention is ``Linear(pooled features ++ condition vector)`` (no sigmoid
 stride-2 conv down, 1x1 conv + PixelShuffle up; skips merged by a conditioned
 channel attention over ``concat(up, skip)`` followed by the sum of the two halves;
 ``ending`` = 3x3 conv width -> 3. Channels per level come from ``chans``.
+Skip merges: ``fuser="cca"`` is the seed's earlier ``CondFuser``; ``fuser="sa"``
+its current one (spatial attention ``sa`` and a sigmoid channel attention over
+``chan`` outputs; 16.07 M parameters with the ``rawnind-deep`` preset), recognised
+from the keys. ``gamma`` (the seed ``ModelWrapper``'s plain attribute) is read
+from the seed's ``config.yaml`` beside the weights or passed as an argument.
 The half-resolution input is zero-padded to a multiple of ``2 ** levels`` (as in
 the seed) and the output cropped back to ``(2h, 2w)``.
 """
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Sequence
 
 import torch
 import torch.nn as nn
 
+from restorekit.errors import CheckpointError
 from restorekit.models.layers import ChannelPool, LayerNorm2d, SimpleGate, pad_to_multiple
 from restorekit.models.registry import register_model
 from restorekit.models.spec import Capabilities, Tensors, blocks_per_stage, count_indices, has_keys
+
+log = logging.getLogger(__name__)
 
 
 class ConditionedChannelAttention(nn.Module):
@@ -95,7 +105,7 @@ class CondStage(nn.Module):
 
 
 class CondFuser(nn.Module):
-    """Skip merge: conditioned channel attention over ``concat(x1, x2)``, then ``x1' + x2'``."""
+    """Skip merge (the seed's earlier variant): conditioned channel attention over ``concat(x1, x2)``, then ``x1' + x2'``."""
 
     def __init__(self, chan: int, cond_chan: int) -> None:
         super().__init__()
@@ -106,6 +116,37 @@ class CondFuser(nn.Module):
         x = self.cca(x, cond) * x
         a, b = x.chunk(2, dim=1)
         return a + b
+
+
+class ConditionedChannelAttentionOut(ConditionedChannelAttention):
+    """:class:`ConditionedChannelAttention` with ``out_dim`` outputs (``Linear(dims + cat_dims, out_dim)``)."""
+
+    def __init__(self, dims: int, cat_dims: int, out_dim: int) -> None:
+        super().__init__(dims, cat_dims)
+        self.mlp = nn.Sequential(nn.Linear(dims + cat_dims, out_dim))
+
+
+class CondFuserSA(nn.Module):
+    """Skip merge (the seed's current variant): ``x1 + sigmoid(cca(x)) * sa(x) * x2`` with ``x = concat(x1, x2)``.
+
+    ``cca``: conditioned channel attention over ``2 * chan`` pooled channels giving ``chan`` weights;
+    ``sa``: 3x3 conv ``2 * chan -> chan`` + sigmoid (spatial attention). Keys ``merges.N.cca.mlp.0.*``,
+    ``merges.N.sa.0.*``.
+    """
+
+    def __init__(self, chan: int, cond_chan: int) -> None:
+        super().__init__()
+        self.cca = ConditionedChannelAttentionOut(chan * 2, cond_chan, chan)
+        self.sig = nn.Sigmoid()
+        self.sa = nn.Sequential(nn.Conv2d(2 * chan, chan, 3, padding=1), nn.Sigmoid())
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([x1, x2], dim=1)
+        return x1 + self.sig(self.cca(x, cond)) * self.sa(x) * x2
+
+
+#: skip-merge variants by ``fuser`` argument
+FUSERS = {"cca": CondFuser, "sa": CondFuserSA}
 
 
 class CondNAFNet(nn.Module):
@@ -124,8 +165,11 @@ class CondNAFNet(nn.Module):
         drop_out_rate: float = 0.0,
         gamma: float = 1.0,
         clip: bool = False,
+        fuser: str = "cca",
     ) -> None:
         super().__init__()
+        if fuser not in FUSERS:
+            raise ValueError(f"nafnet_cond: fuser must be one of {', '.join(FUSERS)}, got {fuser!r}")
         chans = list(chans)
         if not (len(enc_blk_nums) == len(dec_blk_nums) and len(chans) >= len(enc_blk_nums) + 1):
             raise ValueError(
@@ -155,7 +199,7 @@ class CondNAFNet(nn.Module):
         for i, num in enumerate(dec_blk_nums):
             cur, nxt = chans[n - i], chans[n - i - 1]
             self.ups.append(nn.Sequential(nn.Conv2d(cur, nxt * 4, 1, bias=False), nn.PixelShuffle(2)))
-            self.merges.append(CondFuser(nxt, cond_output))
+            self.merges.append(FUSERS[fuser](nxt, cond_output))
             self.decoders.append(CondStage([CondNAFBlock(nxt, cond_output, drop_out_rate=drop_out_rate) for _ in range(num)]))
         self.padder_size = 2 ** len(self.encoders)
 
@@ -199,6 +243,8 @@ NAFNET_COND_PRESETS: dict[str, dict] = {
         "dec_blk_nums": [2, 2, 2, 2, 2],
     },
     "small": {"chans": [16, 32, 64, 128], "enc_blk_nums": [1, 1, 1], "middle_blk_num": 1, "dec_blk_nums": [1, 1, 1]},
+    # contract tests (tests/models/test_contract.py)
+    "tiny": {"chans": [8, 16, 32], "enc_blk_nums": [1, 1], "middle_blk_num": 1, "dec_blk_nums": [1, 1], "cond_output": 8},
 }
 
 
@@ -222,14 +268,46 @@ def _infer(state: Tensors) -> dict:
         "dec_blk_nums": blocks_per_stage(state, "decoders", n_up, "conv1.weight"),
         "cond_input": int(state["conditioning_gen.0.weight"].shape[1]),
         "cond_output": int(state["conditioning_gen.3.weight"].shape[0]),
+        "fuser": "sa" if "merges.0.sa.0.weight" in state else "cca",
     }
+
+
+#: names of the seed's config file written beside its weights
+SIDECAR_NAMES = ("config.yaml", "config.yml")
+
+
+def _from_sidecar(weights: Path) -> dict:
+    """``gamma`` (and the wrapper's clipping) from the seed's ``config.yaml`` beside the weights, when present.
+
+    ``ModelWrapper.gamma`` is a plain attribute, not a weight: the seed's config holds it at the top level or
+    under ``model_params``. The value used is logged and recorded in the model card's arguments.
+    """
+    for name in SIDECAR_NAMES:
+        cfg_path = weights.parent / name
+        if not cfg_path.is_file():
+            continue
+        import yaml
+
+        try:
+            cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise CheckpointError(f"'{cfg_path}': cannot read the seed config beside '{weights.name}': {exc}") from exc
+        if not isinstance(cfg, dict):
+            return {}
+        params = cfg.get("model_params") if isinstance(cfg.get("model_params"), dict) else {}
+        gamma = params.get("gamma", cfg.get("gamma"))
+        if gamma is None:
+            return {}
+        log.info("nafnet_cond: gamma %s read from %s", gamma, cfg_path)
+        return {"gamma": float(gamma), "clip": True}
+    return {}
 
 
 def _caps(args: dict) -> Capabilities:
     # inputs: packed RGGB at half resolution, the noise condition, a full-resolution RGB residual; the size
     # multiple is in full-resolution pixels (the packed input is padded to 2 ** levels)
     return Capabilities(value_range="0,1", size_multiple=2 * 2 ** len(list(args["enc_blk_nums"])),
-                        inputs=("rggb", "cond", "residual"), tlc=True,
+                        inputs=("rggb", "cond", "residual"), tlc=True, global_context=True,
                         channels_last={"cpu": False, "cuda": True, "mps": False})
 
 
@@ -240,6 +318,7 @@ def _caps(args: dict) -> Capabilities:
     detect=_detect,
     infer=_infer,
     capabilities=_caps,
+    from_sidecar=_from_sidecar,
     priority=2,
 )
 def nafnet_cond(
@@ -254,9 +333,10 @@ def nafnet_cond(
     drop_out_rate: float = 0.0,
     gamma: float = 1.0,
     clip: bool = False,
+    fuser: str = "cca",
 ) -> CondNAFNet:
-    """Build :class:`CondNAFNet`."""
+    """Build :class:`CondNAFNet` (``fuser``: ``"cca"`` the seed's earlier skip merge, ``"sa"`` its current one)."""
     return CondNAFNet(
         in_channels, out_channels, list(chans), list(enc_blk_nums), middle_blk_num, list(dec_blk_nums),
-        cond_input, cond_output, drop_out_rate, gamma, clip,
+        cond_input, cond_output, drop_out_rate, gamma, clip, fuser,
     )

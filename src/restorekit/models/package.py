@@ -156,7 +156,10 @@ def load_package(path: str | Path, map_location: str | torch.device = "cpu", **o
     from restorekit.errors import ConfigError
     from restorekit.models.registry import create_model
 
+    from restorekit.models.registry import get_spec
+
     state, meta = read_package(path)
+    state = get_spec(meta.arch).canonical_state(state)
     try:
         model = create_model(meta.arch, **{**meta.arch_args, **overrides})
     except ConfigError as exc:

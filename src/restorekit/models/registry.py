@@ -10,6 +10,7 @@ without the caller repeating the name and the arguments.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 import torch.nn as nn
@@ -37,6 +38,8 @@ def register_model(
     from_checkpoint: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     capabilities: CapabilitiesFn | Capabilities | None = None,
     priority: int = 0,
+    convert_state: Callable[[Tensors], Tensors] | None = None,
+    from_sidecar: Callable[[Path], dict[str, Any]] | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator registering ``builder`` under ``name`` with its spec (see :class:`ArchSpec`)."""
 
@@ -44,6 +47,7 @@ def register_model(
         spec = ArchSpec(
             name=name, builder=builder, description=description, presets=dict(presets or {}), detect=detect,
             infer=infer, from_checkpoint=from_checkpoint, capabilities=capabilities or Capabilities(), priority=priority,
+            convert_state=convert_state, from_sidecar=from_sidecar,
         )
         MODELS.register(name, spec, replace=True)
         return builder

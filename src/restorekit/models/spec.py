@@ -26,6 +26,7 @@ import inspect
 import re
 import typing
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -144,6 +145,12 @@ class ArchSpec:
     infer: Callable[[Tensors], dict[str, Any]] | None = None
     #: ``from_checkpoint(obj) -> args``: arguments from a checkpoint's non-tensor entries (may be empty)
     from_checkpoint: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    #: ``convert_state(state) -> state``: rename a foreign layout's keys (e.g. a seed project's module names) to
+    #: this architecture's own before strict loading; must return already-canonical dicts unchanged
+    convert_state: Callable[[Tensors], Tensors] | None = None
+    #: ``from_sidecar(weights_path) -> args``: arguments read from files beside the weights (e.g. the raw seed's
+    #: ``config.yaml``); may be empty. Recorded and keyword arguments win over these.
+    from_sidecar: Callable[[Path], dict[str, Any]] | None = None
     #: ``capabilities(args) -> Capabilities`` for the full (defaults filled in) arguments
     capabilities: CapabilitiesFn | Capabilities = field(default_factory=Capabilities)
     #: detection order: higher first (for architectures whose signatures overlap)
@@ -197,6 +204,10 @@ class ArchSpec:
         full = {**self.defaults(), **(args or {})}
         c = self.capabilities
         return c(full) if callable(c) else c
+
+    def canonical_state(self, state: Tensors) -> Tensors:
+        """``state`` with a foreign key layout renamed to this architecture's (:attr:`convert_state`)."""
+        return self.convert_state(state) if self.convert_state is not None else state
 
     def build(self, args: dict[str, Any]) -> nn.Module:
         """Call the builder with already validated ``args``; errors name the architecture."""

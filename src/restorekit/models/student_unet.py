@@ -150,6 +150,7 @@ def _caps(args: dict) -> Capabilities:
         "seed-legacy": {"base_filters": 64, "depth": 4, "legacy_three_levels": True},
         "base64-d4": {"base_filters": 64, "depth": 4},
         "base32-d4": {"base_filters": 32, "depth": 4},
+        "tiny": {"base_filters": 8, "depth": 2},  # contract tests (tests/models/test_contract.py)
     },
     detect=_detect,
     infer=_infer,

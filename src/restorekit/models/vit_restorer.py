@@ -18,6 +18,13 @@ The model is defined at ``img_size``; other sizes are handled by ``size_mode``:
   ``img_size x img_size`` tiles (stride ``img_size - tile_overlap``, last tile
   snapped to the border) and average them with linear ramps over the overlap.
   Every tile sees exactly what the model saw in training.
+* ``"seed"``: the seed project's inference: pages whose longest side is at most
+  512 px are resized (bilinear) to ``img_size``, restored and resized back;
+  larger pages are cut into ``img_size`` tiles overlapping by 32 px.
+
+Restorers built on the default modes tile at exactly ``img_size``
+(capability ``native_size``). The head count is read from the seed
+checkpoint's own ``config`` (``heads``/``num_heads``) when present.
 
 Base preset: 86,433,813 parameters.
 """
@@ -133,13 +140,15 @@ class ViTRestorer(nn.Module):
         super().__init__()
         if img_size % patch_size:
             raise ValueError(f"vit_restorer: img_size {img_size} is not a multiple of patch_size {patch_size}")
-        if size_mode not in ("interpolate", "tile"):
-            raise ValueError(f"vit_restorer: size_mode must be 'interpolate' or 'tile', got {size_mode!r}")
+        if size_mode not in SIZE_MODES:
+            raise ValueError(f"vit_restorer: size_mode must be one of {', '.join(SIZE_MODES)}, got {size_mode!r}")
         self.img_size = img_size
         self.patch_size = patch_size
         self.out_channels = out_channels
         self.size_mode = size_mode
-        self.tile_overlap = img_size // 4 if tile_overlap is None else int(tile_overlap)
+        if tile_overlap is None:
+            tile_overlap = SEED_TILE_OVERLAP if size_mode == "seed" else img_size // 4
+        self.tile_overlap = int(tile_overlap)
         self.use_skip_connections = use_skip_connections
         self.use_simple_head = use_simple_head
         grid = img_size // patch_size
@@ -204,7 +213,18 @@ class ViTRestorer(nn.Module):
         if self.size_mode == "interpolate":
             p = self.patch_size
             return self.forward_native(_pad(x, math.ceil(h / p) * p, math.ceil(w / p) * p))[:, :, :h, :w]
+        if self.size_mode == "seed" and max(h, w) <= SEED_RESIZE_LIMIT:
+            return self._forward_resized(x)
         return self._forward_tiled(x)
+
+    def _forward_resized(self, x: torch.Tensor) -> torch.Tensor:
+        """The seed's inference on small pages: bilinear resize to ``img_size`` (``cv2.resize``'s INTER_LINEAR,
+        half-pixel centres, no antialiasing), forward, bilinear resize back to ``(H, W)``."""
+        h, w = int(x.shape[-2]), int(x.shape[-1])
+        n = self.img_size
+        small = F.interpolate(x, size=(n, n), mode="bilinear", align_corners=False)
+        y = self.forward_native(small)
+        return F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
 
     def _forward_tiled(self, x: torch.Tensor) -> torch.Tensor:
         h, w = int(x.shape[-2]), int(x.shape[-1])
@@ -252,6 +272,13 @@ def _ramp(t: int, ov: int, device: torch.device, dtype: torch.dtype) -> torch.Te
     return r
 
 
+#: ``size_mode`` values (see the module docstring)
+SIZE_MODES = ("interpolate", "tile", "seed")
+#: the seed's inference: pages up to this size (longest side, pixels) are resized to ``img_size`` ...
+SEED_RESIZE_LIMIT = 512
+#: ... larger pages are cut into ``img_size`` tiles overlapping by this many pixels
+SEED_TILE_OVERLAP = 32
+
 VIT_PRESETS: dict[str, dict] = {
     "tiny": {"embed_dim": 192, "depth": 12, "num_heads": 3},
     "small": {"embed_dim": 384, "depth": 12, "num_heads": 6},
@@ -295,7 +322,29 @@ def _infer(state: Tensors) -> dict:
     }
 
 
+def _from_checkpoint(extras: dict) -> dict:
+    """Arguments the weights cannot reveal, from the seed checkpoint's own ``config`` entry.
+
+    The seed saves ``config`` with ``heads`` (or ``num_heads``), ``img_size``, ``embed_dim``, ``depth``,
+    ``use_skip``; only the head count is not recoverable from tensor shapes. A ``model_size`` name
+    (``tiny``/``small``/``base``/``large``) gives the preset's head count when no head count is recorded.
+    """
+    cfg = extras.get("config")
+    if not isinstance(cfg, dict):
+        return {}
+    for key in ("num_heads", "heads", "n_heads"):
+        if key in cfg and cfg[key] is not None:
+            return {"num_heads": int(cfg[key])}
+    size = cfg.get("model_size")
+    if isinstance(size, str) and size in VIT_PRESETS:
+        return {"num_heads": int(VIT_PRESETS[size]["num_heads"])}
+    return {}
+
+
 def _caps(args: dict) -> Capabilities:
+    if args.get("size_mode") == "seed":
+        # the model resizes or tiles pages itself, exactly as the seed's inference does: hand it whole images
+        return Capabilities(value_range="0,1", size_multiple=1, native_size=None, global_context=True)
     # defined at img_size: tiles of exactly that size; attention spans the whole tile
     return Capabilities(value_range="0,1", size_multiple=int(args["patch_size"]), native_size=int(args["img_size"]),
                         global_context=True)
@@ -307,6 +356,7 @@ def _caps(args: dict) -> Capabilities:
     presets=VIT_PRESETS,
     detect=_detect,
     infer=_infer,
+    from_checkpoint=_from_checkpoint,
     capabilities=_caps,
 )
 def vit_restorer(

@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 
 from restorekit.errors import DataError
+from restorekit.io.image import IMAGE_EXTENSIONS
 
 CSV_FIELDS = ["name", "m00", "m01", "m02", "m10", "m11", "m12", "cc", "gain", "psnr_before", "psnr_after", "status", "reason"]
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
 
 
 @dataclass

@@ -223,7 +223,7 @@ def bayer_safe_window(arrays: Sequence[np.ndarray], size: int | None, rng: np.ra
     axis, reverses it and keeps rows/columns ``1 .. size`` (whose first one is
     even in the original grid, i.e. an R/G1 row or R/G2 column).
     """
-    from restorekit.data.transforms import apply_crop, plan_center_crop, plan_random_crop
+    from restorekit.utils.crop import apply_crop, plan_center_crop, plan_random_crop
 
     h, w = arrays[0].shape[:2]
     ph, pw = (h, w) if size is None else (size, size)

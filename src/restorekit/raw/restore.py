@@ -1,11 +1,12 @@
-"""Denoise a raw file with a noise-conditioned model (``nafnet_cond``), tiled on the packed grid.
+"""Denoise a raw file with a noise-conditioned model (``nafnet_cond``) through the :class:`Restorer`.
 
 :func:`restore_raw_file` reads a Bayer raw (rawpy), normalises it to an RGGB
 mosaic in [0, 1], takes the ISO from the metadata (or the caller), demosaics the
-noisy residual, runs the model on overlapping tiles of the half-resolution
-packed mosaic (each tile with its full-resolution residual window and the
-condition ISO / 6400), blends tiles with linear ramps, mixes the result with the
-noisy residual by ``strength`` and writes:
+noisy residual and calls ``restorer(residual, rggb=packed, cond=ISO / 6400)``:
+the :class:`~restorekit.inference.restorer.Restorer` tiles every input
+consistently (tiles from a memory budget, OOM retry, batching, TLC, any runtime:
+eager, ONNX Runtime, TorchScript) and mixes the result with the noisy residual by
+``strength``. It writes:
 
 * ``.tif`` / ``.tiff`` / ``.png``: 16-bit, rendered (as-shot white balance, the
   file's colour matrix, sRGB curve), or camera-linear with ``render="linear"``;
@@ -13,8 +14,9 @@ noisy residual by ``strength`` and writes:
 * ``.dng``: a 16-bit LinearRaw DNG holding the camera-linear result, with the
   file's white balance, colour matrix and ISO (raw converters develop it).
 
-``model`` is an ``nn.Module`` taking ``(rggb, cond, residual)`` or a runtime
-with ``run_raw(rggb, cond, residual)`` (ONNX / TorchScript exports).
+``model`` is a :class:`Restorer` (its options are used, ``strength`` included), or
+anything :meth:`Restorer.coerce` takes (a module with a raw model card, a runtime,
+a model file), run with the ``tile``/``overlap``/``device``/``strength`` given.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ import numpy as np
 
 from restorekit.errors import ConfigError, ImageWriteError
 
-#: default tile side in full-resolution pixels (128 on the packed grid, as the seed's app)
+#: default tile side in full-resolution pixels when a bare module is given (128 on the packed grid)
 DEFAULT_TILE = 256
 DEFAULT_OVERLAP = 0.25
+ISO_NORM = 6400.0
 
 
 def _resolve_iso(iso: Any, meta_iso: float | None, path: Path) -> float:
@@ -40,44 +43,33 @@ def _resolve_iso(iso: Any, meta_iso: float | None, path: Path) -> float:
     try:
         v = float(iso)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"iso must be 'auto' or a number, got {iso!r}") from exc
-    if v <= 0:
-        raise ConfigError(f"iso must be > 0, got {iso!r}")
+        raise ConfigError(f"--iso must be 'auto' or a number, got {iso!r}") from exc
+    if not np.isfinite(v) or v <= 0:
+        raise ConfigError(f"--iso must be > 0, got {iso!r}")
     return v
 
 
-def _tile_px(tile: Any, h: int, w: int) -> int:
-    """Tile side on the packed grid (half resolution)."""
-    if tile is None or (isinstance(tile, str) and tile == "auto"):
-        t = DEFAULT_TILE // 2
+def raw_restorer(model: Any, *, strength: float | None = None, tile: Any = None, overlap: Any = None,
+                 device: Any = None) -> Any:
+    """A Restorer for ``model`` with the given options changed (None keeps the current/default value).
+
+    Raises ConfigError when the model does not take raw inputs (``rggb``/``cond``).
+    """
+    from restorekit.inference.options import RestoreOptions
+    from restorekit.inference.restorer import Restorer
+
+    if strength is not None and not 0.0 <= float(strength) <= 1.0:
+        raise ConfigError(f"--strength must be in [0, 1], got {strength}")
+    values = {"strength": strength, "tile": tile, "overlap": overlap, "device": None if device is None else str(device)}
+    if isinstance(model, Restorer):
+        r = model.with_options(**values) if any(v is not None for v in values.values()) else model
     else:
-        t = int(tile) // 2
-        if t <= 0:
-            return max(h, w)
-    return max(8, t)
-
-
-def _overlap_px(overlap: Any, tile: int) -> int:
-    from restorekit.inference.tiling import resolve_overlap
-
-    if isinstance(overlap, float) and 0 < overlap < 1:
-        return resolve_overlap(overlap, tile)
-    return resolve_overlap(int(overlap) // 2, tile)  # pixels are full-resolution
-
-
-def _forward(model: Any, rggb, cond, residual):  # noqa: ANN001, ANN202
-    import torch
-
-    if isinstance(model, torch.nn.Module):
-        from restorekit.models.value_range import from_model_range, model_value_range, to_model_range
-
-        vr = model_value_range(model)
-        with torch.inference_mode():
-            out = model(to_model_range(rggb, vr), cond, to_model_range(residual, vr))
-        return from_model_range(out, vr).float()
-    if hasattr(model, "run_raw"):
-        return model.run_raw(rggb, cond, residual).float()
-    raise ConfigError(f"model of type {type(model).__name__} cannot run a conditioned raw model (needs (rggb, cond, residual))")
+        defaults = {"tile": DEFAULT_TILE, "overlap": DEFAULT_OVERLAP}
+        r = Restorer.coerce(model, RestoreOptions.parse(**{**defaults, **{k: v for k, v in values.items() if v is not None}}))
+    if "rggb" not in r.caps.inputs or "cond" not in r.caps.inputs:
+        raise ConfigError(f"model '{r.arch}' restores RGB images (inputs {list(r.caps.inputs)}); raw files need a "
+                          "noise-conditioned raw model (inputs rggb, cond, residual)")
+    return r
 
 
 def denoise_mosaic(
@@ -85,63 +77,38 @@ def denoise_mosaic(
     mosaic: np.ndarray,
     iso: float,
     *,
-    strength: float = 1.0,
-    tile: Any = "auto",
-    overlap: Any = DEFAULT_OVERLAP,
+    strength: float | None = None,
+    tile: Any = None,
+    overlap: Any = None,
     device: Any = None,
     demosaic: str = "bilinear",
-    iso_norm: float = 6400.0,
+    iso_norm: float = ISO_NORM,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Denoise an ``(H, W)`` RGGB mosaic in [0, 1] -> (restored ``(H, W, 3)``, noisy residual ``(H, W, 3)``, tiles).
 
-    Both outputs are camera-linear float32 in [0, 1]; ``restored = residual +
-    strength * (model - residual)``.
+    Both outputs are camera-linear float32 in [0, 1]; ``restored = clip(residual +
+    strength * (model - residual))``. ``tile`` is in full-resolution pixels.
     """
     import torch
 
-    from restorekit.inference.tiling import axis_plan
     from restorekit.raw.bayer import demosaic as demosaic_fn
     from restorekit.raw.bayer import pack_rggb
 
-    if not 0.0 <= float(strength) <= 1.0:
-        raise ConfigError(f"strength must be in [0, 1], got {strength}")
-    dev = None
-    if isinstance(model, torch.nn.Module):
-        from restorekit.device import resolve_device
-
-        dev = resolve_device(device or "auto")
-        model = model.to(dev).eval()
+    restorer = raw_restorer(model, strength=strength, tile=tile, overlap=overlap, device=device)
+    h, w = mosaic.shape[:2]
+    if h % 2 or w % 2:
+        raise ConfigError(f"raw mosaic must have an even size, got {h}x{w}")
     residual = np.clip(demosaic_fn(mosaic, demosaic), 0, 1).astype(np.float32)
-    packed = pack_rggb(np.ascontiguousarray(mosaic, np.float32))  # (4, h, w)
-    h, w = packed.shape[1:]
-    t = _tile_px(tile, h, w)
-    th, tw = min(t, h), min(t, w)
-    ov = _overlap_px(overlap, min(th, tw))
-    ys, wys, tot_y = axis_plan(h, th, ov, "linear")
-    xs, wxs, tot_x = axis_plan(w, tw, ov, "linear")
-    acc = np.zeros((3, 2 * h, 2 * w), np.float32)
+    packed = pack_rggb(np.ascontiguousarray(mosaic, np.float32))  # (4, h/2, w/2)
     cond = torch.tensor([[iso / iso_norm]], dtype=torch.float32)
-    res_t = torch.from_numpy(residual.transpose(2, 0, 1).copy())
-    pk_t = torch.from_numpy(packed)
-    n = 0
-    for y, wy in zip(ys, wys):
-        for x, wx in zip(xs, wxs):
-            rg = pk_t[None, :, y : y + th, x : x + tw]
-            rs = res_t[None, :, 2 * y : 2 * (y + th), 2 * x : 2 * (x + tw)]
-            if dev is not None:
-                rg, rs, c = rg.to(dev), rs.to(dev), cond.to(dev)
-            else:
-                c = cond
-            out = _forward(model, rg, c, rs)[0].cpu().numpy()
-            if out.shape != (3, 2 * th, 2 * tw):
-                raise ConfigError(f"raw model returned shape {tuple(out.shape)} for a ({2 * th}, {2 * tw}) tile; expected (3, {2 * th}, {2 * tw})")
-            wgt = np.repeat(np.repeat(np.outer(wy, wx), 2, 0), 2, 1)  # weights on the full-res grid
-            acc[:, 2 * y : 2 * (y + th), 2 * x : 2 * (x + tw)] += out * wgt[None]
-            n += 1
-    total = np.repeat(np.repeat(np.outer(tot_y, tot_x), 2, 0), 2, 1)
-    restored = (acc / np.maximum(total, 1e-8)[None]).transpose(1, 2, 0)
-    out = residual + float(strength) * (restored - residual)
-    return np.clip(out, 0, 1).astype(np.float32), residual, n
+    res_t = torch.from_numpy(residual.transpose(2, 0, 1).copy())[None]
+    counted = {"total": 1}
+
+    def count(done: int, total: int) -> None:
+        counted["total"] = total
+
+    out = restorer(res_t, rggb=torch.from_numpy(packed)[None], cond=cond, progress=count)[0]
+    return out.permute(1, 2, 0).numpy().astype(np.float32), residual, counted["total"]
 
 
 def restore_raw_file(
@@ -150,9 +117,9 @@ def restore_raw_file(
     out_path: str | Path,
     *,
     iso: Any = "auto",
-    strength: float = 1.0,
-    tile: Any = "auto",
-    overlap: Any = DEFAULT_OVERLAP,
+    strength: float | None = None,
+    tile: Any = None,
+    overlap: Any = None,
     device: Any = None,
     demosaic: str = "bilinear",
     render: str = "srgb",
@@ -160,19 +127,21 @@ def restore_raw_file(
     """Denoise the raw file ``path`` and write ``out_path`` (format by extension, see the module docstring).
 
     ``iso``: "auto" (metadata) or a number; ``strength`` in [0, 1]; ``tile``:
-    full-resolution tile side ("auto" = 256, 0 = whole frame); ``overlap``: a
-    fraction of the tile or full-resolution pixels; ``render``: "srgb" or "linear"
-    for TIFF/PNG outputs. Returns ``{"iso", "width", "height", "tiles", "seconds", "out"}``.
+    full-resolution tile side (0 = whole frame); ``overlap``: a fraction of the tile
+    or full-resolution pixels (None: the Restorer's options); ``render``: "srgb" or
+    "linear" for TIFF/PNG outputs. Returns ``{"iso", "width", "height", "tiles", "seconds", "out"}``.
     """
     from restorekit.raw.io import read_raw
 
     t0 = time.perf_counter()
     src = Path(path)
     dest = Path(out_path)
+    if render not in ("srgb", "linear"):
+        raise ConfigError(f"render must be 'srgb' or 'linear', got {render!r}")
+    restorer = raw_restorer(model, strength=strength, tile=tile, overlap=overlap, device=device)
     raw = read_raw(src)
     iso_v = _resolve_iso(iso, raw.iso, src)
-    out, _, n = denoise_mosaic(model, raw.mosaic(), iso_v, strength=strength, tile=tile, overlap=overlap,
-                               device=device, demosaic=demosaic)
+    out, _, n = denoise_mosaic(restorer, raw.mosaic(), iso_v, demosaic=demosaic)
     write_raw_result(dest, out, raw=raw, iso=iso_v, render=render)
     h, w = out.shape[:2]
     return {"iso": iso_v, "width": w, "height": h, "tiles": n, "seconds": time.perf_counter() - t0, "out": str(dest)}

@@ -1,7 +1,7 @@
 """Streamlit web app for restorekit models (``restorekit ui``).
 
-Upload one or more images, pick a model (a package from ``--model`` /
-``--models-dir`` or any package path), tile size, overlap, blend and device;
+Upload one or more images, pick a model (a file from ``--model`` /
+``--models-dir``: ``.safetensors``/``.pth``/``.ckpt``/``.onnx``/``.pt``, or any model file path), tile size, overlap, blend and device;
 press *Restore*. Each result shows the original and the restored image side by
 side, with a before/after wipe slider or a toggle, a zoom on a crop, PSNR/SSIM
 when a reference image is uploaded, the processing time and download buttons
@@ -34,13 +34,14 @@ import numpy as np
 import streamlit as st
 
 from restorekit.errors import RestoreKitError
+from restorekit.inference.options import RestoreOptions
 from restorekit.serve.core import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_MAX_UPLOAD_BYTES,
     OUTPUT_FORMATS,
     Limits,
+    MODEL_SUFFIXES,
     LoadedModel,
-    RestoreSettings,
     UploadTooLargeError,
     decode_upload,
     discover_models,
@@ -54,7 +55,9 @@ from restorekit.serve.core import (
 IMAGE_TYPES = ["png", "jpg", "jpeg", "tif", "tiff", "webp", "bmp"]
 TILE_CHOICES = ["auto", "0 (whole image)", "128", "256", "384", "512", "768", "1024"]
 VIEWS = ["Side by side", "Before/after slider", "Toggle"]
-OTHER_PATH = "Other package path…"
+OTHER_PATH = "Other model file path…"
+#: Images are shown at least this many pixels tall and wide (tiny ones are enlarged, nearest-neighbour).
+MIN_DISPLAY = 16
 
 
 @dataclass
@@ -95,8 +98,17 @@ def cached_model(path: str, device: str, mtime: float) -> LoadedModel:
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
-    """``(H, W, 3)`` float in [0, 1] -> uint8 for display."""
-    return np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8)
+    """``(H, W, 3)`` float in [0, 1] -> uint8 for display; images under :data:`MIN_DISPLAY` pixels on a side are enlarged.
+
+    (Streamlit cannot show e.g. a 1-pixel-tall image: it is repeated, nearest-neighbour,
+    until both sides reach ``MIN_DISPLAY``; the pixels themselves are unchanged.)
+    """
+    out = np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8)
+    h, w = out.shape[:2]
+    fy, fx = -(-MIN_DISPLAY // max(1, h)), -(-MIN_DISPLAY // max(1, w))
+    if fy > 1 or fx > 1:
+        out = np.repeat(np.repeat(out, fy, axis=0), fx, axis=1)
+    return out
 
 
 def wipe(before: np.ndarray, after: np.ndarray, position: float) -> np.ndarray:
@@ -163,7 +175,7 @@ def device_choices(default: str) -> list[str]:
 # --------------------------------------------------------------------------- page sections
 
 
-def sidebar(cfg: UiConfig) -> tuple[str | None, str, RestoreSettings, str]:
+def sidebar(cfg: UiConfig) -> tuple[str | None, str, RestoreOptions | None, str]:
     """Model path, device, settings and download format chosen in the sidebar."""
     with st.sidebar:
         st.header("Model")
@@ -175,7 +187,7 @@ def sidebar(cfg: UiConfig) -> tuple[str | None, str, RestoreSettings, str]:
         options = list(catalog) + [OTHER_PATH]
         choice = st.selectbox("Model", options, key="model_choice")
         if choice == OTHER_PATH:
-            typed = st.text_input("Model package path (.safetensors)", key="model_path").strip()
+            typed = st.text_input(f"Model file path ({', '.join(MODEL_SUFFIXES)})", key="model_path").strip()
             model_path = typed or None
         else:
             model_path = str(catalog[choice])
@@ -188,13 +200,19 @@ def sidebar(cfg: UiConfig) -> tuple[str | None, str, RestoreSettings, str]:
         st.caption(
             f"Limits: {cfg.max_upload_mb:g} MB per file, {cfg.max_pixels:,} pixels per image."
         )
-    settings = RestoreSettings(tile=parse_tile_choice(tile), overlap=int(overlap), blend=blend)
-    return model_path, device, settings, fmt
+    try:  # validated exactly like `restorekit restore --tile --overlap --blend --device`
+        options: RestoreOptions | None = RestoreOptions.parse(
+            tile=parse_tile_choice(tile), overlap=int(overlap), blend=blend, device=device
+        )
+    except RestoreKitError as exc:
+        st.error(f"Invalid settings: {exc}")
+        options = None
+    return model_path, device, options, fmt
 
 
 def load_selected_model(path: str | None, device: str) -> LoadedModel | None:
     if path is None:
-        st.info("Choose a model in the sidebar (a restorekit package, .safetensors).")
+        st.info(f"Choose a model in the sidebar (a model file: {', '.join(MODEL_SUFFIXES)}).")
         return None
     p = Path(path).expanduser()
     if not p.is_file():
@@ -261,7 +279,8 @@ def render_result(key: str, entry: dict[str, Any], result: dict[str, Any], ref: 
 
     with st.expander("Zoom on a crop"):
         z1, z2, z3, z4 = st.columns(4)
-        size = z1.slider("Crop size (px)", 16, max(16, min(h, w, 512)), min(96, h, w), key=f"zs-{key}")
+        lo, hi = min(16, h, w), max(min(16, h, w) + 1, min(h, w, 512))
+        size = z1.slider("Crop size (px)", lo, hi, max(lo, min(96, h, w)), key=f"zs-{key}")
         cx = z2.slider("Centre x (%)", 0, 100, 50, key=f"zx-{key}")
         cy = z3.slider("Centre y (%)", 0, 100, 50, key=f"zy-{key}")
         factor = z4.select_slider("Magnification", [1, 2, 3, 4, 6, 8], value=4, key=f"zf-{key}")
@@ -323,7 +342,7 @@ def render_ocr(key: str, before: np.ndarray, after: np.ndarray, result: dict[str
             c2.text_area("Restored", texts[1], height=240, key=f"ocr-out-{key}-{lang}")
 
 
-def run_restoration(loaded: LoadedModel, decoded: dict[str, dict[str, Any]], settings: RestoreSettings, results: dict, tag: str) -> None:
+def run_restoration(loaded: LoadedModel, decoded: dict[str, dict[str, Any]], options: RestoreOptions, results: dict, tag: str) -> None:
     """Restore every decoded upload not restored yet with these settings, showing progress."""
     todo = [k for k in decoded if (k, tag) not in results]
     if not todo:
@@ -339,7 +358,7 @@ def run_restoration(loaded: LoadedModel, decoded: dict[str, dict[str, Any]], set
 
         t0 = time.perf_counter()
         try:
-            out = restore_array(loaded, entry["image"], settings, progress=progress)
+            out = restore_array(loaded, entry["image"], options, progress=progress)
         except RestoreKitError as exc:
             st.error(f"{entry['name']}: {exc}")
             continue
@@ -351,8 +370,8 @@ def run_restoration(loaded: LoadedModel, decoded: dict[str, dict[str, Any]], set
             "seconds": time.perf_counter() - t0,
             "model": loaded.name,
             "device": loaded.device,
-            "tile": settings.tile,
-            "overlap": settings.overlap,
+            "tile": options.tile,
+            "overlap": options.overlap_value,
         }
     bar.progress(1.0, text=f"Restored {n} image(s)")
 
@@ -361,7 +380,7 @@ def main() -> None:
     st.set_page_config(page_title="restorekit", page_icon="🖼️", layout="wide")
     st.title("restorekit: image restoration")
     cfg = ui_config()
-    model_path, device, settings, fmt = sidebar(cfg)
+    model_path, device, options, fmt = sidebar(cfg)
     widget_mb = max(1, int(math.ceil(cfg.max_upload_mb)))
     files = st.file_uploader(
         "Images to restore", type=IMAGE_TYPES, accept_multiple_files=True, key="uploads", max_upload_size=widget_mb
@@ -383,24 +402,32 @@ def main() -> None:
     if not decoded:
         return
     loaded = load_selected_model(model_path, device)
-    if loaded is None:
+    if loaded is None or options is None:
         return
-    st.caption(f"Model {loaded.name}: {loaded.arch}, {loaded.params:,} parameters, on {loaded.device}")
+    if not loaded.caps.rgb:
+        st.error(f"Model {loaded.name} takes inputs {list(loaded.caps.inputs)}, not one RGB image; "
+                 "restore raw files with `restorekit raw restore`.")
+        return
+    params = f"{loaded.params:,} parameters" if loaded.params is not None else f"exported ({loaded.runtime})"
+    st.caption(f"Model {loaded.name}: {loaded.arch}, {params}, on {loaded.device}")
     results: dict = st.session_state.setdefault("results", {})
-    tag = f"{loaded.source}|{loaded.device}|{settings}"
+    tag = f"{loaded.source}|{loaded.device}|{options.model_dump_json()}"
     for stale in [k for k in results if k[0] not in decoded or k[1] != tag]:  # removed uploads, other settings
         del results[stale]
     pending = [k for k in decoded if (k, tag) not in results]
     slot = st.empty()
     if slot.button("Restore", type="primary", disabled=not pending, key="restore"):
-        run_restoration(loaded, decoded, settings, results, tag)
+        run_restoration(loaded, decoded, options, results, tag)
         slot.button("Restore", type="primary", disabled=True, key="restore-done")  # nothing left to restore
     refs_by_name = {e["name"]: e for e in refs.values()}
     for key, entry in decoded.items():
         if (key, tag) in results:
             st.divider()
             ref = match_reference(entry["name"], refs_by_name, len(decoded))
-            render_result(key, entry, results[(key, tag)], ref, fmt)
+            try:  # one result that cannot be shown must not hide the others
+                render_result(key, entry, results[(key, tag)], ref, fmt)
+            except Exception as exc:  # noqa: BLE001 - show it, keep the page alive
+                st.error(f"{entry['name']}: cannot show the result ({type(exc).__name__}: {exc})")
         else:
             preview, _ = st.columns([1, 3])
             preview.image(to_uint8(entry["image"]), caption=f"{entry['name']} (not restored yet)", width="stretch")

@@ -22,7 +22,7 @@ Route ``test`` (GET) -> 200 ``{"status": "ok", "message": ..., "model_path": ...
 "model_loaded": ..., "device": "cpu"}``.
 
 The model is loaded lazily on the first POST, once per worker process, on the
-CPU, from the app setting ``RESTOREKIT_MODEL_PATH`` (relative paths are resolved
+CPU, from the app setting ``RESTOREKIT_MODEL_PATH`` (any file ``load_restorer`` reads: package, .ckpt, .pth, .onnx, TorchScript) (relative paths are resolved
 against the function app folder; default ``model/model.safetensors``). Optional
 settings: ``RESTOREKIT_TILE``, ``RESTOREKIT_OVERLAP``, ``RESTOREKIT_MAX_UPLOAD_MB``,
 ``RESTOREKIT_MAX_PIXELS``, ``RESTOREKIT_JPEG_QUALITY`` (default 90, as the seed).
@@ -40,18 +40,16 @@ from typing import Any
 
 import azure.functions as func
 
-from restorekit.errors import ImageReadError, RestoreKitError
+from restorekit.errors import ConfigError, ImageReadError, RestoreKitError
+from restorekit.inference.options import RestoreOptions
 from restorekit.serve.core import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_MAX_UPLOAD_BYTES,
     Limits,
     LoadedModel,
-    RestoreSettings,
     decode_base64_image,
     decode_upload,
     load_for_inference,
-    parse_overlap,
-    parse_tile,
     restore_bytes,
     seed_json_response,
 )
@@ -77,7 +75,7 @@ class DeblurService:
         model_path: str | Path | None = None,
         *,
         base_dir: str | Path | None = None,
-        settings: RestoreSettings | None = None,
+        options: RestoreOptions | None = None,
         limits: Limits | None = None,
         jpeg_quality: int | None = None,
     ) -> None:
@@ -86,10 +84,13 @@ class DeblurService:
         raw = model_path if model_path is not None else env.get(MODEL_SETTING, DEFAULT_MODEL_PATH)
         p = Path(raw).expanduser()
         self.model_path = p if p.is_absolute() else self.base_dir / p
-        self.settings = settings or RestoreSettings(
-            tile=parse_tile(env.get("RESTOREKIT_TILE"), "RESTOREKIT_TILE"),
-            overlap=parse_overlap(env.get("RESTOREKIT_OVERLAP"), "RESTOREKIT_OVERLAP"),
-        )
+        if options is None:
+            try:
+                options = RestoreOptions.parse(tile=env.get("RESTOREKIT_TILE") or None,
+                                               overlap=env.get("RESTOREKIT_OVERLAP") or None, device="cpu")
+            except ConfigError as exc:
+                raise ConfigError(f"app settings RESTOREKIT_TILE/RESTOREKIT_OVERLAP: {exc}") from None
+        self.options = options.updated(device="cpu")
         self.limits = limits or Limits(
             max_upload_bytes=int(float(env.get("RESTOREKIT_MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_BYTES / 2**20)) * 2**20),
             max_pixels=int(float(env.get("RESTOREKIT_MAX_PIXELS", DEFAULT_MAX_PIXELS))),
@@ -108,7 +109,7 @@ class DeblurService:
             with self._lock:
                 if self._loaded is None:
                     t0 = time.perf_counter()
-                    self._loaded = load_for_inference(self.model_path, device="cpu")
+                    self._loaded = load_for_inference(self.model_path, device="cpu", options=self.options)
                     log.info("model %s loaded in %.1fs", self.model_path, time.perf_counter() - t0)
         return self._loaded
 
@@ -184,7 +185,7 @@ def handle_image_deblur(req: func.HttpRequest, service: DeblurService | None = N
             return _bad_request(f"Invalid image data: {exc}")
         loaded = svc.model()
         result = restore_bytes(
-            loaded, data, name="image", settings=svc.settings, out_format="jpeg", quality=svc.jpeg_quality, decoded=decoded
+            loaded, data, name="image", options=svc.options, out_format="jpeg", quality=svc.jpeg_quality, decoded=decoded
         )
         return _json(seed_json_response(result, data, seconds=time.perf_counter() - start), 200)
     except RestoreKitError as exc:  # a missing/bad model file is a server-side problem here

@@ -5,17 +5,21 @@ Every front end goes through the same three steps as ``restorekit restore``:
 1. decode the uploaded bytes with :func:`restorekit.io.decode_image` into an
    ``(H, W, 3)`` float32 RGB array in [0, 1] (EXIF orientation applied, alpha
    dropped), refusing empty / truncated / non-image / oversized uploads;
-2. restore it with :func:`restorekit.inference.restore_image` (the same tiling,
-   blending, value-range conversion and clipping as the CLI);
+2. restore it with the model's :class:`~restorekit.inference.restorer.Restorer`
+   (the same tiling, blending, value-range conversion and clipping as the CLI),
+   configured by a :class:`~restorekit.inference.options.RestoreOptions` validated
+   exactly as ``restorekit restore`` validates its flags;
 3. encode the ``(H, W, 3)`` [0, 1] result with :func:`restorekit.io.encode_image`.
 
 Because nothing else touches the pixels, a given model, image and
-:class:`RestoreSettings` give the same output bytes from the CLI, the web app,
-the service and the Azure handler.
+:class:`RestoreOptions` give the same output from the CLI, the web app, the
+service and the Azure handler.
 
-Models are restorekit packages (``.safetensors``) loaded once per device by a
-thread-safe :class:`ModelStore` (explicit files, a folder of packages, or
-in-memory modules).
+Models are any file :func:`~restorekit.inference.restorer.load_restorer` reads
+(packages ``.safetensors``, Lightning ``.ckpt``, ``.pth``, exported ``.onnx`` and
+TorchScript ``.pt``), loaded once per device by a thread-safe :class:`ModelStore`
+(explicit files, a folder of model files, or in-memory modules). What a model can
+do is read from ``restorer.caps``, never from its architecture name.
 """
 
 from __future__ import annotations
@@ -32,11 +36,12 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 from restorekit.errors import CheckpointError, ConfigError, ImageReadError
-from restorekit.models.spec import arch_of
+from restorekit.inference.options import RestoreOptions
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch.nn as nn
 
+    from restorekit.inference.restorer import Restorer
     from restorekit.io import ImageInfo
 
 #: Default upload size limit (bytes) for the service and the web app.
@@ -81,72 +86,26 @@ class Limits:
             raise ConfigError(f"max_pixels must be > 0, got {self.max_pixels}")
 
 
-@dataclass(frozen=True)
-class RestoreSettings:
-    """Tiling settings passed to :func:`restorekit.inference.restore_image`.
+#: Restore options a request (query/form field) may set; device, backend, precision and the
+#: memory budget are the server's.
+REQUEST_OPTIONS = ("tile", "overlap", "blend", "ensemble", "tlc", "strength")
 
-    ``None`` means "restore_image's own default", so default settings here are
-    exactly the defaults of ``restorekit restore``. ``tile`` is ``"auto"``, ``0``
-    (whole image at once) or a tile size in pixels; ``overlap`` is pixels (int)
-    or a fraction of the tile (float in (0, 1)); ``blend`` "linear" | "cosine";
-    ``batch`` tiles per forward; ``backend`` "auto" | "eager" | "compile" | "onnxruntime".
+#: Model file suffixes a models folder is scanned for.
+MODEL_SUFFIXES = (".safetensors", ".pth", ".ckpt", ".onnx", ".pt")
+
+
+def request_options(base: RestoreOptions, values: Mapping[str, Any]) -> RestoreOptions:
+    """``base`` with the request's :data:`REQUEST_OPTIONS` in ``values`` applied (``None``/"" keep ``base``).
+
+    Validated by :meth:`RestoreOptions.parse`, so a bad value raises the same
+    :class:`ConfigError` as the CLI flag (``--tile: ...``); any other key raises
+    ConfigError naming it.
     """
-
-    tile: int | str | None = None
-    overlap: int | float | None = None
-    blend: str | None = None
-    batch: int | None = None
-    backend: str | None = None
-    ensemble: bool = False
-
-    _FIELDS = ("tile", "overlap", "blend", "batch", "backend", "ensemble")
-
-    def kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``restore_image`` (only the settings that were given)."""
-        out: dict[str, Any] = {k: getattr(self, k) for k in self._FIELDS[:-1] if getattr(self, k) is not None}
-        if self.ensemble:
-            out["ensemble"] = True
-        return out
-
-    def with_values(self, **changes: Any) -> "RestoreSettings":
-        """A copy with the given non-None fields replaced."""
-        vals = {k: getattr(self, k) for k in self._FIELDS}
-        vals.update({k: v for k, v in changes.items() if v is not None})
-        return RestoreSettings(**vals)
-
-
-def parse_tile(value: Any, setting: str = "tile") -> int | str | None:
-    """Parse a tile setting from text: ``None``/"" -> None, "auto" -> "auto", digits -> int (0 or >= 16)."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, str) and value.strip().lower() == "auto":
-        return "auto"
-    try:
-        n = int(str(value).strip())
-    except ValueError as exc:
-        raise ConfigError(f"{setting} must be 'auto', 0 or a tile size in pixels, got {value!r}") from exc
-    if n != 0 and n < 16:
-        raise ConfigError(f"{setting} must be 'auto', 0 (no tiling) or >= 16 pixels, got {n}")
-    return n
-
-
-def parse_overlap(value: Any, setting: str = "overlap") -> int | float | None:
-    """Parse an overlap setting: ``None``/"" -> None, an int >= 0 (pixels) or a float in (0, 1) (fraction)."""
-    if value is None or value == "":
-        return None
-    text = str(value).strip()
-    try:
-        if "." in text:
-            f = float(text)
-            if not 0.0 < f < 1.0:
-                raise ConfigError(f"{setting}: a fractional overlap must be in (0, 1), got {value!r}")
-            return f
-        n = int(text)
-    except ValueError as exc:
-        raise ConfigError(f"{setting} must be pixels (int >= 0) or a fraction in (0, 1), got {value!r}") from exc
-    if n < 0:
-        raise ConfigError(f"{setting} must be >= 0, got {n}")
-    return n
+    unknown = [k for k, v in values.items() if k not in REQUEST_OPTIONS and v not in (None, "")]
+    if unknown:
+        raise ConfigError(f"unknown restore option(s) {', '.join(sorted(unknown))}; a request may set {', '.join(REQUEST_OPTIONS)}")
+    given = {k: v for k, v in values.items() if v not in (None, "")}
+    return base.updated(**given) if given else base
 
 
 def normalize_format(name: str | None, default: str = "png", setting: str = "format") -> str:
@@ -280,36 +239,75 @@ def decode_base64_image(text: Any, *, name: str = "image") -> bytes:
 # --------------------------------------------------------------------------- models
 
 
-@dataclass
 class LoadedModel:
-    """A model ready for inference on ``device`` and what the front ends show about it."""
+    """A model ready for inference and what the front ends show about it.
 
-    name: str
-    model: "nn.Module"
-    device: str
-    source: str
-    arch: str
-    value_range: str
-    params: int
-    _runtimes: dict[str, Any] = field(default_factory=dict, repr=False)
-    _rt_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    ``restorer`` is the :class:`~restorekit.inference.restorer.Restorer` built with
+    the server's options; :meth:`restorer_for` gives the same model with a
+    request's options (cached, so runtimes such as an ONNX session or a compiled
+    module are built once per option set and reused for every image).
+    """
 
-    def runner(self, backend: str | None = None) -> Any:
-        """What :func:`restore_image` is given, exactly as ``restorekit restore`` does it.
+    _CACHE_SIZE = 8
 
-        One :class:`~restorekit.inference.Runtime` per backend, built once and
-        reused for every image; NAFNet-family models keep the module (TLC depends
-        on the tile size, so the runtime is made per call).
-        """
-        if self.arch.startswith("nafnet"):
-            return self.model
-        key = backend or "auto"
-        with self._rt_lock:
-            if key not in self._runtimes:
-                from restorekit.inference import make_runtime
+    def __init__(self, name: str, restorer: "Restorer", source: str = "<memory>") -> None:
+        self.name = name
+        self.restorer = restorer
+        self.source = source
+        self._variants: dict[str, "Restorer"] = {restorer.options.model_dump_json(): restorer}
+        self._lock = threading.Lock()
 
-                self._runtimes[key] = make_runtime(self.model, self.device, key)
-            return self._runtimes[key]
+    @property
+    def caps(self) -> Any:
+        """The model's :class:`~restorekit.models.spec.Capabilities`."""
+        return self.restorer.caps
+
+    @property
+    def arch(self) -> str:
+        return self.restorer.arch
+
+    @property
+    def device(self) -> str:
+        return str(self.restorer.device)
+
+    @property
+    def options(self) -> RestoreOptions:
+        """The server's default options for this model."""
+        return self.restorer.options
+
+    @property
+    def value_range(self) -> str:
+        return str(self.caps.value_range)
+
+    @property
+    def params(self) -> int | None:
+        """Parameter count of an ``nn.Module`` (None for exported ONNX/TorchScript files)."""
+        m = self.restorer.module
+        return None if m is None else int(sum(p.numel() for p in m.parameters()))
+
+    @property
+    def runtime(self) -> str:
+        """``module`` or the kind of exported file (``onnxruntime``/``torchscript``)."""
+        if self.restorer.module is not None:
+            return "module"
+        from restorekit.inference.runtime import exported_kind
+
+        return str(exported_kind(Path(self.source)) or "exported")
+
+    def restorer_for(self, options: RestoreOptions | None = None) -> "Restorer":
+        """The Restorer with ``options`` (default: the server's), built once per distinct option set."""
+        if options is None:
+            return self.restorer
+        key = options.model_dump_json()
+        with self._lock:
+            hit = self._variants.get(key)
+            if hit is None:
+                hit = self.restorer.with_options(options)
+                if len(self._variants) >= self._CACHE_SIZE:  # keep the server's default, drop the oldest other
+                    oldest = next(k for k in self._variants if self._variants[k] is not self.restorer)
+                    del self._variants[oldest]
+                self._variants[key] = hit
+            return hit
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -319,71 +317,85 @@ class LoadedModel:
             "value_range": self.value_range,
             "params": self.params,
             "device": self.device,
+            "rgb": bool(self.caps.rgb),
+            "inputs": list(self.caps.inputs),
+            "runtime": self.runtime,
         }
 
 
-def _count_params(model: "nn.Module") -> int:
-    return int(sum(p.numel() for p in model.parameters()))
+def prepare_model(model: "nn.Module", *, name: str, device: str = "cpu", source: str = "<memory>",
+                  options: RestoreOptions | None = None) -> LoadedModel:
+    """Wrap an in-memory ``model`` (put in eval mode, no gradients) as a :class:`LoadedModel` on ``device``."""
+    from restorekit.inference.restorer import Restorer
 
-
-def prepare_model(model: "nn.Module", *, name: str, device: str = "cpu", source: str = "<memory>") -> LoadedModel:
-    """Put ``model`` in eval mode on ``device`` and wrap it as a :class:`LoadedModel`."""
-    from restorekit.device import resolve_device
-    from restorekit.models.value_range import model_value_range
-
-    dev = resolve_device(device)
-    model = model.to(dev).eval()
+    opts = (options or RestoreOptions()).updated(device=device)
+    model = model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    return LoadedModel(
-        name=name,
-        model=model,
-        device=str(dev),
-        source=source,
-        arch=str(arch_of(model)),
-        value_range=model_value_range(model),
-        params=_count_params(model),
-    )
+    return LoadedModel(name, Restorer.from_module(model, opts), source)
 
 
-def load_for_inference(path: str | Path, *, device: str = "cpu", name: str | None = None) -> LoadedModel:
-    """Load the model file at ``path`` (see :func:`restorekit.models.loading.load_model`) onto ``device``."""
-    from restorekit.models.loading import load_model
+def load_for_inference(path: str | Path, *, device: str = "cpu", name: str | None = None,
+                       options: RestoreOptions | None = None) -> LoadedModel:
+    """Load any model file ``restorekit restore`` accepts (package, .ckpt, .pth, .onnx, TorchScript) onto ``device``.
+
+    Goes through :func:`~restorekit.inference.restorer.load_restorer`; a file that
+    cannot be read raises :class:`CheckpointError` (or another RestoreKitError) naming it.
+    """
+    from restorekit.inference.restorer import load_restorer
 
     p = Path(path)
-    model = load_model(p, map_location="cpu")
-    return prepare_model(model, name=name or p.stem, device=device, source=str(p))
+    opts = (options or RestoreOptions()).updated(device=device)
+    try:
+        restorer = load_restorer(p, options=opts)
+    except (ConfigError, CheckpointError, ImageReadError):
+        raise
+    except (RuntimeError, ValueError, KeyError, OSError) as exc:  # e.g. a tensor of the wrong shape in a package
+        raise CheckpointError(f"cannot load model '{p}': {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+    return LoadedModel(name or p.stem, restorer, str(p))
+
+
+def model_files(folder: Path) -> list[Path]:
+    """The model files (:data:`MODEL_SUFFIXES`) directly inside ``folder``, sorted."""
+    return sorted(q for q in folder.iterdir() if q.is_file() and q.suffix.lower() in MODEL_SUFFIXES)
 
 
 def discover_models(paths: Sequence[str | Path] = (), models_dir: str | Path | None = None) -> dict[str, Path]:
-    """Name -> file of the models given explicitly and of every ``*.safetensors`` package in ``models_dir``.
+    """Name -> file of the models given explicitly and of every model file (:data:`MODEL_SUFFIXES`) in ``models_dir``.
 
-    Names are file stems; a clash gets the parent folder prefixed. A missing
-    explicit file or folder raises :class:`CheckpointError` / :class:`ConfigError`.
+    Names are file stems; a clash gets the suffix (``model.onnx``) or the parent
+    folder prefixed. A missing explicit file or folder raises :class:`CheckpointError`
+    / :class:`ConfigError`; so does a folder holding no model file.
     """
-    from restorekit.models.package import is_package
-
     found: list[Path] = []
     for raw in paths:
         p = Path(raw).expanduser()
         if not p.exists():
             raise CheckpointError(f"model file '{p}' does not exist")
         if p.is_dir():
-            found.extend(sorted(q for q in p.glob("*.safetensors") if is_package(q)))
+            files = model_files(p)
+            if not files:
+                raise ConfigError(f"model folder '{p}' holds no model file ({', '.join(MODEL_SUFFIXES)})")
+            found.extend(files)
         else:
             found.append(p)
     if models_dir is not None:
         d = Path(models_dir).expanduser()
         if not d.is_dir():
             raise ConfigError(f"models_dir '{d}' is not a folder")
-        found.extend(sorted(q for q in d.glob("*.safetensors") if is_package(q)))
+        files = model_files(d)
+        if not files:
+            raise ConfigError(f"models_dir '{d}' holds no model file ({', '.join('*' + s for s in MODEL_SUFFIXES)})")
+        found.extend(files)
     out: dict[str, Path] = {}
     for p in found:
         if p.resolve() in {q.resolve() for q in out.values()}:
             continue
         name = p.stem
         if name in out:
-            name = f"{p.parent.name}/{p.stem}"
+            name = p.name
+        if name in out:
+            name = f"{p.parent.name}/{p.name}"
         k = 2
         base = name
         while name in out:
@@ -396,9 +408,10 @@ def discover_models(paths: Sequence[str | Path] = (), models_dir: str | Path | N
 class ModelStore:
     """Thread-safe catalogue of models, each loaded once per device on first use.
 
-    ``paths``/``models_dir`` list package files; ``modules`` adds in-memory models
+    ``paths``/``models_dir`` list model files; ``modules`` adds in-memory models
     (already built ``nn.Module``\\ s, e.g. in tests or notebooks). The first name
-    is the default model.
+    is the default model. ``options`` are the server's restore options (device
+    taken from ``device``).
     """
 
     def __init__(
@@ -408,8 +421,10 @@ class ModelStore:
         *,
         device: str = "cpu",
         modules: Mapping[str, "nn.Module"] | None = None,
+        options: RestoreOptions | None = None,
     ) -> None:
-        self.device = device
+        self.options = (options or RestoreOptions()).updated(device=device)
+        self.device = self.options.device
         self._files = discover_models(paths, models_dir)
         self._modules = dict(modules or {})
         self._loaded: dict[tuple[str, str], LoadedModel] = {}
@@ -450,14 +465,14 @@ class ModelStore:
             if hit is not None:
                 return hit
             if name in self._modules:
-                loaded = prepare_model(self._modules[name], name=name, device=dev)
+                loaded = prepare_model(self._modules[name], name=name, device=dev, options=self.options)
             else:
-                loaded = load_for_inference(self._files[name], device=dev, name=name)
+                loaded = load_for_inference(self._files[name], device=dev, name=name, options=self.options)
             self._loaded[key] = loaded
             return loaded
 
     def describe(self) -> list[dict[str, Any]]:
-        """One dict per model: name, source, loaded, and arch/params/value_range when loaded."""
+        """One dict per model: name, source, loaded, and arch/params/value_range/inputs when loaded."""
         out = []
         for i, name in enumerate(self.names()):
             entry: dict[str, Any] = {"name": name, "source": self.source(name), "default": i == 0}
@@ -472,30 +487,29 @@ class ModelStore:
 # --------------------------------------------------------------------------- restoring
 
 
+def check_rgb(loaded: LoadedModel) -> None:
+    """Raise :class:`ConfigError` when the model does not take one RGB image (e.g. a raw model with extra inputs)."""
+    if not loaded.caps.rgb:
+        raise ConfigError(
+            f"model '{loaded.name}' takes inputs {list(loaded.caps.inputs)}, not one RGB image: "
+            "restore raw files (.dng, ...) with `restorekit raw restore`"
+        )
+
+
 def restore_array(
     loaded: LoadedModel,
     image: np.ndarray,
-    settings: RestoreSettings | None = None,
-    **extra: Any,
+    options: RestoreOptions | None = None,
+    *,
+    progress: Any = None,
 ) -> np.ndarray:
     """Restore an ``(H, W, 3)`` float32 RGB image in [0, 1]; returns ``(H, W, 3)`` float32 in [0, 1].
 
-    A thin call of :func:`restorekit.inference.restore_image` with the model's
-    runtime (:meth:`LoadedModel.runner`), its device and ``settings`` (plus
-    ``extra`` keyword arguments it accepts, e.g. ``progress=callable(done, total)``),
-    exactly as ``restorekit restore`` calls it.
+    Runs ``loaded``'s :class:`Restorer` with ``options`` (default: the server's);
+    ``progress`` is ``callable(done, total)`` or None, as for ``Restorer.restore_image``.
     """
-    from restorekit.inference import restore_image
-
-    if loaded.arch == "nafnet_cond":
-        raise ConfigError(f"model '{loaded.name}' (nafnet_cond) restores raw files (.dng, ...), not RGB images")
-    st = settings or RestoreSettings()
-    kwargs = st.kwargs()
-    kwargs.update(extra)
-    try:
-        out = restore_image(loaded.runner(st.backend), image, device=loaded.device, **kwargs)
-    except ValueError as exc:  # bad tile/overlap combinations surface as ValueError in some paths
-        raise ConfigError(f"invalid restore settings {kwargs}: {exc}") from exc
+    check_rgb(loaded)
+    out = loaded.restorer_for(options).restore_image(image, progress=progress)
     return np.asarray(out, dtype=np.float32)
 
 
@@ -523,7 +537,7 @@ def restore_bytes(
     data: bytes,
     *,
     name: str = "upload",
-    settings: RestoreSettings | None = None,
+    options: RestoreOptions | None = None,
     limits: Limits | None = None,
     out_format: str = "png",
     quality: int = 95,
@@ -540,7 +554,7 @@ def restore_bytes(
     t0 = time.perf_counter()
     image, info = decoded if decoded is not None else decode_upload(data, name=name, limits=limits)
     t1 = time.perf_counter()
-    out = restore_array(loaded, image, settings)
+    out = restore_array(loaded, image, options)
     t2 = time.perf_counter()
     bits = bit_depth if bit_depth is not None else output_bit_depth(info.bit_depth, key)
     encoded = encode_output(out, key, quality=quality, bit_depth=bits)
@@ -604,9 +618,10 @@ def quality_metrics(pred: np.ndarray, reference: np.ndarray) -> dict[str, float]
         return {"psnr": p if math.isfinite(p) else float("inf"), "ssim": s}
 
 
-def warm_up(loaded: LoadedModel, settings: RestoreSettings | None = None, size: int = 64) -> float:
+def warm_up(loaded: LoadedModel, options: RestoreOptions | None = None, size: int = 64) -> float:
     """Run one small image through ``loaded`` (builds cached runtimes, e.g. the ONNX session); returns seconds."""
     t0 = time.perf_counter()
     ramp = np.linspace(0.0, 1.0, size * size * 3, dtype=np.float32).reshape(size, size, 3)
-    restore_array(loaded, ramp, settings)
+    if loaded.caps.rgb:  # models with extra inputs are not run on an RGB ramp
+        restore_array(loaded, ramp, options)
     return time.perf_counter() - t0

@@ -125,6 +125,7 @@ class RunRecorder(Callback):
         self._pending: dict[str, Any] | None = None
         self._t0 = time.time()
         self.mlflow_resumed = False
+        self._last_step_logged = -1
 
     # -- state saved in checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -150,6 +151,20 @@ class RunRecorder(Callback):
             for h in self.history:
                 if int(h["epoch"]) not in done:
                     self.tracker.log_metrics(self._metric_items(h), step=int(h["epoch"]))
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        """Per-step ``train_loss_step`` to MLflow every ``trainer.log_every_n_steps`` optimizer steps."""
+        if self.tracker is None or not trainer.is_global_zero:
+            return
+        step = int(trainer.global_step)
+        every = max(1, int(trainer.log_every_n_steps))
+        if step == 0 or step % every or step == self._last_step_logged:
+            return
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor) and bool(torch.isfinite(loss.detach())):
+            self._last_step_logged = step
+            self.tracker.log_metrics({"train_loss_step": float(loss.detach())}, step=step)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         metrics = trainer.callback_metrics

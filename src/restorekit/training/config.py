@@ -129,6 +129,7 @@ class TrainSection(StrictModel):
     progressive: ProgressiveSection = Field(default_factory=ProgressiveSection)
     #: skip optimizer steps whose loss is NaN/Inf instead of stopping the run
     skip_nonfinite: bool = False
+    #: memory format: auto = the architecture's measured preference for the training device (ArchSpec capabilities)
     channels_last: bool | Literal["auto"] = "auto"
     val_every_n_epochs: int = Field(1, ge=1)
     limit_train_batches: int | float | None = None
@@ -152,7 +153,9 @@ class TrainerSection(StrictModel):
     progress_bar: bool = True
     log_every_n_steps: int = Field(10, ge=1)
     num_sanity_val_steps: int = Field(0, ge=0)
-    compile: bool = False
+    #: torch.compile the model for training: auto = on CUDA only (on CPU the inductor build takes minutes and
+    #: measured no faster per step than eager for these nets: benchmarks/training.py); true/false force it
+    compile: bool | Literal["auto"] = "auto"
     #: CPU intra-op threads (torch.set_num_threads); None = PyTorch's default. On a busy shared machine 1 thread
     #: can be several times faster than oversubscribed OpenMP threads (restorekit demo measures and picks).
     num_threads: int | None = Field(None, ge=1)
@@ -185,6 +188,13 @@ class RunConfig(StrictModel):
     tracking: TrackingSection = Field(default_factory=TrackingSection)
 
 
+def resolve_compile(setting: bool | str, device: Any) -> bool:
+    """``trainer.compile``: ``True``/``False`` as given; ``auto`` = compile on CUDA devices only."""
+    if isinstance(setting, bool):
+        return setting
+    return getattr(device, "type", str(device)) == "cuda"
+
+
 def check_run_config(cfg: RunConfig, source: str = "") -> RunConfig:
     """Checks that need the registries (model name and preset); raise :class:`ConfigError` naming the key."""
     from restorekit.models.registry import get_spec
@@ -199,6 +209,10 @@ def check_run_config(cfg: RunConfig, source: str = "") -> RunConfig:
             f"model.preset{where}: model '{cfg.model.name}' has no preset '{cfg.model.preset}' "
             f"(presets: {', '.join(sorted(spec.presets)) or 'none'})"
         )
+    try:
+        spec.validate_args(cfg.model.args, where="model.args")
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}{where}") from None
     if cfg.schedule.name == "cosine_time" and cfg.train.max_minutes is None:
         raise ConfigError(f"schedule.name{where}: cosine_time needs train.max_minutes (the time budget it anneals over)")
     stages = cfg.train.progressive.stages

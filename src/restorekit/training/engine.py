@@ -21,15 +21,16 @@ and output file is written atomically.
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
 
-from restorekit.errors import CheckpointError, ConfigError
+from restorekit.errors import CheckpointError, ConfigError, RestoreKitError
 from restorekit.training.config import RunConfig, config_to_dict, flatten_config
 from restorekit.training.plan import EpochPlan, Stage, accumulation_schedule, make_plan, total_steps
 from restorekit.utils.atomic import atomic_write_json, atomic_write_text
@@ -38,6 +39,19 @@ from restorekit.models.spec import arch_of, args_of
 CHECKPOINT_DIR = "checkpoints"
 PACKAGE_FILE = "model.safetensors"
 FINAL_METRICS_FILE = "final_metrics.json"
+
+
+class TrainingInterrupted(RestoreKitError):
+    """Training was stopped (Ctrl+C / SIGINT); the message says where the resume point is."""
+
+    def __init__(self, message: str, run_dir: Path, latest: Path | None) -> None:
+        super().__init__(message)
+        self.run_dir = run_dir
+        self.latest = latest
+
+
+#: ``module_factory(cfg, model, total_steps)`` -> a RestorationModule (or subclass) to fit
+ModuleFactory = Callable[[RunConfig, nn.Module, int], Any]
 
 
 @dataclass
@@ -65,6 +79,53 @@ def resolve_resume(run_dir: Path, resume: str | Path | None) -> Path | None:
     if not p.is_file():
         raise CheckpointError(f"--resume: checkpoint '{p}' does not exist")
     return p
+
+
+def check_resume_checkpoint(path: Path, cfg: RunConfig) -> dict[str, Any]:
+    """Read ``path`` (safely) and check that ``cfg`` can continue it; returns its ``restorekit`` entry plus
+    ``epoch``/``global_step``.
+
+    Raises :class:`CheckpointError` for a truncated/unreadable file or one of another architecture
+    (name or arguments), :class:`ConfigError` when ``train.epochs``/``train.max_steps`` are already reached.
+    """
+    from restorekit.models.registry import get_spec
+
+    try:
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - truncated, not a checkpoint, unsafe pickle...
+        raise CheckpointError(f"--resume: cannot read checkpoint '{path}' (truncated or not a training checkpoint: {exc})") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "loops" not in ckpt:
+        raise CheckpointError(f"--resume: '{path}' is not a restorekit training checkpoint (no Lightning state)")
+    info = dict(ckpt.get("restorekit") or {})
+    arch = info.get("arch")
+    if arch is not None and arch != cfg.model.name:
+        raise CheckpointError(
+            f"--resume: checkpoint '{path}' is a '{arch}' model but model.name is '{cfg.model.name}'; "
+            "resume with the config it was trained with or start a new run folder"
+        )
+    if arch is not None:
+        want = get_spec(cfg.model.name).resolve_args(cfg.model.preset, **cfg.model.args)
+        have = dict(info.get("arch_args") or {})
+        diff = sorted(k for k in set(want) | set(have) if k in want and k in have and want[k] != have[k])
+        if diff:
+            raise CheckpointError(
+                f"--resume: checkpoint '{path}' has other model arguments than the config: "
+                + ", ".join(f"{k}={have[k]!r} (config: {want[k]!r})" for k in diff)
+            )
+    epoch = int(ckpt.get("epoch", 0))
+    step = int(ckpt.get("global_step", 0))
+    if epoch + 1 > cfg.train.epochs:
+        raise ConfigError(
+            f"train.epochs: checkpoint '{path}' has already trained {epoch + 1} epoch(s) but train.epochs is "
+            f"{cfg.train.epochs}; resume with at least --set train.epochs={epoch + 1}"
+        )
+    if cfg.train.max_steps >= 0 and step > cfg.train.max_steps:
+        raise ConfigError(
+            f"train.max_steps: checkpoint '{path}' is at optimizer step {step} and train.max_steps is "
+            f"{cfg.train.max_steps}; resume with at least --set train.max_steps={step} (or -1)"
+        )
+    info.update(epoch=epoch, global_step=step)
+    return info
 
 
 def world_size(cfg: RunConfig, accelerator: str) -> int:
@@ -104,7 +165,7 @@ def load_initial_weights(model: nn.Module, path: str) -> None:
 
     Raises :class:`ConfigError` naming ``model.init`` when the file's architecture or shapes differ.
     """
-    from restorekit.errors import CheckpointError, ConfigError
+    from restorekit.errors import CheckpointError, ConfigError, RestoreKitError
     from restorekit.models.loading import load_model
 
     try:
@@ -145,12 +206,45 @@ def train(
     datasets: tuple[Any, Any] | None = None,
     progress_bar: bool | None = None,
     callbacks: list[Any] | None = None,
+    module_factory: ModuleFactory | None = None,
 ) -> TrainResult:
     """Train ``cfg`` into ``run_dir`` (``resume``: None, "auto" or a checkpoint path).
 
-    ``datasets`` replaces ``build_datasets(cfg.data)`` (tests, demo). Raises
-    :class:`~restorekit.errors.RestoreKitError` subclasses for bad settings.
+    ``datasets`` replaces ``build_datasets(cfg.data)`` (tests, demo). ``module_factory(cfg, model,
+    total_steps)`` builds the LightningModule to fit (default :class:`RestorationModule`; distillation
+    passes one building a ``DistillationModule``). Raises
+    :class:`~restorekit.errors.RestoreKitError` subclasses for bad settings, :class:`TrainingInterrupted`
+    on Ctrl+C. A run that fails before its first checkpoint removes the run folder it created.
     """
+    run_dir = Path(run_dir)
+    created = _is_rank_zero() and not (run_dir.exists() and any(run_dir.iterdir()))
+    try:
+        return _train(cfg, run_dir, resume=resume, datasets=datasets, progress_bar=progress_bar,
+                      callbacks=callbacks, module_factory=module_factory)
+    except BaseException:
+        if created and _is_rank_zero():
+            _remove_failed_run(run_dir)
+        raise
+
+
+def _remove_failed_run(run_dir: Path) -> None:
+    """Remove a run folder this call created when it holds no checkpoint (nothing to resume)."""
+    ckpts = run_dir / CHECKPOINT_DIR
+    if ckpts.is_dir() and any(p.suffix == ".ckpt" and not p.name.startswith(".") for p in ckpts.iterdir()):
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _train(
+    cfg: RunConfig,
+    run_dir: Path,
+    *,
+    resume: str | Path | None,
+    datasets: tuple[Any, Any] | None,
+    progress_bar: bool | None,
+    callbacks: list[Any] | None,
+    module_factory: ModuleFactory | None,
+) -> TrainResult:
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import EarlyStopping, GradientAccumulationScheduler, ModelCheckpoint, TQDMProgressBar
 
@@ -162,14 +256,18 @@ def train(
     from restorekit.training.tracking import Tracker
 
     quiet_lightning()
-    run_dir = Path(run_dir)
     ckpt_dir = run_dir / CHECKPOINT_DIR
     rank0 = _is_rank_zero()
+    resume_path = resolve_resume(run_dir, resume)
+    if resume_path is not None:
+        check_resume_checkpoint(resume_path, cfg)
     if rank0:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"--out '{run_dir}': cannot create the run folder ({exc.strerror or exc})") from None
         remove_stale_temp_files(ckpt_dir)
         remove_stale_temp_files(run_dir)
-    resume_path = resolve_resume(run_dir, resume)
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.trainer.num_threads:
@@ -185,7 +283,7 @@ def train(
     dm.plan = plan
     steps = total_steps(plan)
     model = build_model(cfg)
-    module = RestorationModule(cfg, model, steps)
+    module = (module_factory or RestorationModule)(cfg, model, steps)
 
     cfg_dict = config_to_dict(cfg)
     if rank0:
@@ -277,10 +375,26 @@ def train(
         enable_model_summary=False,
         default_root_dir=str(run_dir),
     )
-    if cfg.trainer.compile:
+    from restorekit.training.config import resolve_compile
+
+    if resolve_compile(cfg.trainer.compile, device):
         module.model = torch.compile(module.model)  # type: ignore[assignment]
 
-    trainer.fit(module, datamodule=dm, ckpt_path=str(resume_path) if resume_path else None, weights_only=True)
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=str(resume_path) if resume_path else None, weights_only=True)
+    except SystemExit as exc:
+        # Lightning turns Ctrl+C into a silent sys.exit(1) after its own clean-up
+        if not trainer.interrupted:
+            raise
+        if tracker is not None:
+            tracker.end("KILLED")
+        latest = ckpt_dir / "latest.ckpt"
+        where = (f"the last complete checkpoint is '{latest}'; continue with: restorekit train CONFIG --out {run_dir} --resume auto"
+                 if latest.is_file() else "no epoch finished, so there is no checkpoint to resume from")
+        raise TrainingInterrupted(
+            f"training stopped by Ctrl+C (SIGINT) at epoch {trainer.current_epoch}, step {trainer.global_step}; {where}",
+            run_dir, latest if latest.is_file() else None,
+        ) from exc
 
     result = TrainResult(run_dir, None, list(recorder.history), None, mlflow_run_id=tracker.run_id if tracker else None)
     result.global_step = int(trainer.global_step)
@@ -452,7 +566,10 @@ def finalize(
         for p in comps:
             tracker.log_artifact(p, "comparisons")
         if cfg.tracking.log_model:
-            tracker.log_artifact(pkg, "model")
-            if cfg.tracking.registered_model_name:
-                tracker.register_model(cfg.tracking.registered_model_name, f"model/{PACKAGE_FILE}")
+            from restorekit.training.mlflow_model import log_pyfunc_model
+
+            version = log_pyfunc_model(tracker, pkg, registered_model_name=cfg.tracking.registered_model_name)
+            if version is not None:
+                final["registered_model"] = {"name": cfg.tracking.registered_model_name, "version": version}
+                atomic_write_json(run_dir / FINAL_METRICS_FILE, final)
         tracker.end("FINISHED")

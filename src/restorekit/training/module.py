@@ -31,13 +31,26 @@ from restorekit.models.spec import arch_of, args_of
 _LOSS_EXTRAS = ("teacher",)
 
 
-def wants_channels_last(model: nn.Module, setting: bool | str) -> bool:
-    """``auto``: True for convolutional models (most parameters in Conv2d layers), False otherwise."""
+def wants_channels_last(model: nn.Module, setting: bool | str, device: torch.device | str = "cpu") -> bool:
+    """Whether to train ``model`` in ``torch.channels_last`` on ``device``.
+
+    ``True``/``False`` force it; ``auto`` asks the architecture's spec
+    (``Capabilities.channels_last``): a training-specific entry ``"train:<device type>"``
+    when the spec has one (training and inference can differ: backward kernels have
+    other layouts), else the device type's entry. Foreign modules use the default
+    capabilities. ``benchmarks/training.py`` measures both formats per architecture.
+    """
     if isinstance(setting, bool):
         return setting
-    conv = sum(p.numel() for m in model.modules() if isinstance(m, nn.Conv2d) for p in m.parameters(recurse=False))
-    total = sum(p.numel() for p in model.parameters()) or 1
-    return conv / total > 0.5
+    from restorekit.device import resolve_device
+    from restorekit.models.spec import caps_of
+
+    kind = resolve_device(device).type
+    caps = caps_of(model)
+    train_key = f"train:{kind}"
+    if train_key in caps.channels_last:
+        return bool(caps.channels_last[train_key])
+    return caps.prefers_channels_last(kind)
 
 
 class RestorationModule(pl.LightningModule):
@@ -53,7 +66,7 @@ class RestorationModule(pl.LightningModule):
         # The loss is kept out of the state_dict (fixed weights such as VGG features do not belong in checkpoints).
         self.__dict__["loss_fn"] = build_loss(cfg.loss)
         self.total_steps = max(1, int(total_steps))
-        self.use_channels_last = wants_channels_last(model, cfg.train.channels_last)
+        self.use_channels_last = wants_channels_last(model, cfg.train.channels_last, cfg.trainer.device)
         if self.use_channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.ema_model: nn.Module | None = make_ema_copy(model) if cfg.train.ema.enabled else None
@@ -77,9 +90,15 @@ class RestorationModule(pl.LightningModule):
     def on_validation_start(self) -> None:
         self.loss_fn.to(self.device)
 
-    def _loss(self, pred: torch.Tensor, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _loss(self, pred: torch.Tensor, batch: dict[str, Any], *, skip_missing: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``cfg.loss`` of ``pred`` against the batch; ``skip_missing``: leave out terms whose reference
+        (e.g. ``teacher``) the batch lacks (validation) instead of raising."""
         extras = {k: batch[k] for k in _LOSS_EXTRAS if k in batch}
-        return self.loss_fn(pred.float(), batch["target"].float(), **extras)
+        return self.loss_fn(pred.float(), batch["target"].float(), skip_missing=skip_missing, **extras)
+
+    def trainable_parameter_groups(self) -> list[dict[str, Any]]:
+        """Optimizer parameter groups (all follow ``optim.lr`` and the schedule); subclasses add their own."""
+        return [{"params": [p for p in self.model.parameters() if p.requires_grad]}]
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
@@ -121,7 +140,7 @@ class RestorationModule(pl.LightningModule):
 
         net = self.eval_model()
         pred = self.predict(net, batch)
-        loss, _ = self._loss(pred, batch)
+        loss, _ = self._loss(pred, batch, skip_missing=True)
         out = pred.float().clamp(0.0, 1.0)
         tgt = batch["target"].float()
         inp = batch["input"].float() if "input" in batch else None
@@ -143,10 +162,11 @@ class RestorationModule(pl.LightningModule):
     # ------------------------------------------------------------------ optimizers
     def configure_optimizers(self) -> Any:
         o = self.cfg.optim
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        groups = [g for g in self.trainable_parameter_groups() if g["params"]]
         cls = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
         # foreach: the multi-tensor update (torch uses it by default only on CUDA); faster on CPU too
-        optimizer = cls(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay, foreach=True)
+        # (one LambdaLR multiplier applies to every group, so added groups follow the same schedule)
+        optimizer = cls(groups, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay, foreach=True)
         s = self.cfg.schedule
         scheduler = build_scheduler(
             optimizer,

@@ -119,6 +119,80 @@ class Tracker:
         mv = self.client.create_model_version(name, source=source, run_id=self.run_id)
         return str(mv.version)
 
+    def adopt(self, run_folder: str | Path) -> str | None:
+        """Nest the run recorded in ``<run_folder>/mlflow_run.json`` (same store) under this run; its id or None."""
+        rec = Path(run_folder) / RUN_FILE
+        if self.run_id is None or not rec.is_file():
+            return None
+        try:
+            info = json.loads(rec.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        if info.get("tracking_uri") != self.uri or info.get("run_id") == self.run_id:
+            return None
+        self.client.set_tag(info["run_id"], "mlflow.parentRunId", self.run_id)
+        return str(info["run_id"])
+
     def end(self, status: str = "FINISHED") -> None:
         if self.run_id is not None:
             self.client.set_terminated(self.run_id, status=status)
+
+
+def open_parent_run(folder: Path, *, uri: str | None, experiment: str, run_name: str,
+                    tags: dict[str, str] | None = None) -> Tracker:
+    """The parent MLflow run of a multi-stage job (distillation: teacher and student runs nest under it).
+
+    Kept in ``<folder>/mlflow_run.json`` like a training run, so a resumed job reuses it. Child runs
+    carry the tag ``mlflow.parentRunId`` (pass :func:`child_tags` to their ``tracking.tags``).
+    """
+    tracker = Tracker(Path(folder), uri=uri, experiment=experiment, run_name=run_name, tags=tags)
+    tracker.start({})
+    return tracker
+
+
+def child_tags(parent_run_id: str | None) -> dict[str, str]:
+    """Tags that make a run a child of ``parent_run_id`` in the MLflow UI (empty when None)."""
+    return {"mlflow.parentRunId": parent_run_id} if parent_run_id else {}
+
+
+def evaluation_metrics(result: dict[str, Any], prefix: str = "eval") -> dict[str, float]:
+    """Flatten a ``restorekit.evaluation`` result to MLflow metrics ``{prefix}_{method}_{metric}`` (finite means),
+    plus ``{prefix}_gain_over_input_db`` / ``{prefix}_gain_over_best_baseline_db`` when present."""
+    import math
+
+    out: dict[str, float] = {}
+    for method, row in (result.get("methods") or {}).items():
+        for metric, value in (row.get("mean") or {}).items():
+            if isinstance(value, (int, float)) and math.isfinite(float(value)):
+                key = "".join(c if c.isalnum() or c in "_-." else "_" for c in f"{prefix}_{method}_{metric}")
+                out[key] = float(value)
+    gain = result.get("gain_db") or {}
+    for k in ("over_input", "over_best_baseline"):
+        v = gain.get(k)
+        if isinstance(v, (int, float)) and math.isfinite(float(v)):
+            out[f"{prefix}_gain_{k}_db"] = float(v)
+    return out
+
+
+def log_evaluation(run_id: str, result: dict[str, Any], *, uri: str | None = None, run_dir: str | Path = ".",
+                   files: list[str | Path] | None = None, prefix: str = "eval") -> dict[str, float]:
+    """Log an evaluation result (``restorekit eval``) to the existing MLflow run ``run_id``.
+
+    Metrics from :func:`evaluation_metrics`, the tag ``restorekit.eval.count``, and ``files`` (the
+    report JSON/Markdown/CSV) as artefacts under ``evaluation/``. ``uri`` as :func:`default_tracking_uri`
+    (``run_dir`` locates the default sqlite store). Raises :class:`ConfigError` naming ``--mlflow-run``
+    when the run does not exist in that store. Returns the logged metrics.
+    """
+    tracker = Tracker(Path(run_dir), uri=uri, experiment="", run_name="")
+    try:
+        run = tracker.client.get_run(run_id)
+    except Exception as exc:  # noqa: BLE001 - unknown id, bad store
+        raise ConfigError(f"--mlflow-run: no MLflow run '{run_id}' in store '{tracker.uri}' ({exc})") from None
+    tracker.run_id = run.info.run_id
+    metrics = evaluation_metrics(result, prefix)
+    tracker.log_metrics(metrics, step=0)
+    tracker.client.set_tag(tracker.run_id, f"restorekit.{prefix}.count", str(result.get("count", "")))
+    for f in files or []:
+        if Path(f).is_file():
+            tracker.log_artifact(f, "evaluation")
+    return metrics
