@@ -41,7 +41,7 @@ HELDOUT = ("coffee", "rocket")
 CALIB = ("astronaut", "chelsea", "immunohistochemistry", "motorcycle_left", "hubble_deep_field")
 #: the degradations the two demo runs train on (configs/demo.yaml's preset; configs/distill-demo.yaml's ops)
 DEGRADE = {
-    "demo_unet": "demo-deblur",
+    "demo": "demo-deblur",
     "student": [{"name": "gaussian_noise", "p": 1.0, "sigma": [0.06, 0.12]}, {"name": "jpeg", "p": 0.5, "quality": [75, 95]}],
 }
 
@@ -128,7 +128,7 @@ def make_runtime_from_bytes(data: bytes) -> Any:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--unet", default="runs/demo/model.safetensors", help="trained demo U-Net package")
+    ap.add_argument("--unet", default="runs/demo/model.safetensors", help="trained demo model package (restorekit demo)")
     ap.add_argument("--student", default="runs/distill-demo/student/model.safetensors", help="trained student package")
     ap.add_argument("--size", type=int, default=1024, help="side of the timed image")
     ap.add_argument("--tile", type=int, default=256)
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
     load0 = load_average()
     models: dict[str, Any] = {}
-    for key, p in (("demo_unet", args.unet), ("student", args.student)):
+    for key, p in (("demo", args.unet), ("student", args.student)):
         if not Path(p).is_file():
             print(f"{key}: '{p}' not found (train it first: see the docstring); skipped", flush=True)
             continue

@@ -66,7 +66,7 @@ def machine_line(d: dict[str, Any]) -> str:
 def section_training(path: Path, d: dict[str, Any]) -> str:
     rows = []
     for key, r in d["models"].items():
-        sps = r["steps_per_s"]
+        sps = r["s_per_step"]
         rows.append([f"{key} ({r['arch']}{' ' + r['preset'] if r.get('preset') else ''})", sps["plain"], sps["plain_cl"],
                      sps["engine"], f"{r['speedup_vs_plain']:.2f}x", f"{'channels_last' if r['engine_channels_last'] else 'NCHW'}"
                      f"{', compiled' if r['engine_compile'] else ''}", f"{r['channels_last_vs_nchw_plain']:.2f}x",
@@ -76,10 +76,10 @@ def section_training(path: Path, d: dict[str, Any]) -> str:
         f"### training (`{path.relative_to(ROOT)}`)",
         "",
         machine_line(d) + ".",
-        f"Optimizer steps per second at {s['size']}x{s['size']}, batch {s['batch']} (medians of {s['steps']} interleaved "
-        f"steps after {s['warmup']} warm-up steps):",
+        f"Seconds per optimizer step at {s['size']}x{s['size']}, batch {s['batch']}, {s.get('threads') or 'default'} "
+        f"thread(s) (medians of {s['steps']} interleaved steps after {s['warmup']} warm-up steps):",
         "",
-        table(["model", "plain NCHW", "plain channels_last", "restorekit engine", "engine vs plain", "engine's choice",
+        table(["model", "plain NCHW s", "plain channels_last s", "restorekit engine s", "engine vs plain", "engine's choice",
                "channels_last vs NCHW (plain)", "load before / after"], rows),
         "",
         f"`train_speedup_vs_plain` = **{d['train_speedup_vs_plain']:.2f}x** (the smaller of the models); goal >= 1.3x: "
@@ -132,6 +132,21 @@ def section_int8(path: Path, d: dict[str, Any]) -> str:
         "",
         f"`int8_speedup_vs_fp32` = **{d['int8_speedup_vs_fp32']:.2f}x** (goal >= 1.5x: {fmt(g.get('int8_speedup_1.5x'))}); "
         f"`int8_psnr_drop_db` = **{d['int8_psnr_drop_db']:.3f} dB** (goal <= 0.2 dB: {fmt(g.get('int8_drop_0.2db'))}).",
+    ] + ([f"Note recorded with the run: {d['note']}."] if d.get("note") else []))
+
+
+def section_layernorm(path: Path, d: dict[str, Any]) -> str:
+    rows = [["x".join(map(str, r["shape"])), "channels_last" if r["channels_last"] else "NCHW", r["ms"]["fused_function"],
+             r["ms"]["permute_layer_norm"], r["ms"]["elementwise_formula"], f"{r['formula_over_fused']:.2f}x",
+             f"{r['permute_over_fused']:.2f}x"] for r in d["rows"]]
+    return "\n".join([
+        f"### layernorm (`{path.relative_to(ROOT)}`)",
+        "",
+        machine_line(d) + ".",
+        "LayerNorm2d forward + backward, ms (medians):",
+        "",
+        table(["shape", "layout", "fused function", "permute + F.layer_norm", "element-wise formulas",
+               "formulas / fused", "permute / fused"], rows),
     ])
 
 
@@ -139,6 +154,7 @@ SECTIONS: dict[str, Callable[[Path, dict[str, Any]], str]] = {
     "training": section_training,
     "data_pipeline": section_data,
     "int8": section_int8,
+    "layernorm": section_layernorm,
 }
 
 

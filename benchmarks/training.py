@@ -220,6 +220,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     os.environ.setdefault("MLFLOW_TRACKING_URI", "")
     results: dict[str, Any] = {}
+    load0 = load_average()
     with tempfile.TemporaryDirectory(prefix="rk-train-bench-") as tmp:
         for key in args.models.split(","):
             results[key] = bench_model(key, args.steps, args.warmup, args.size, args.batch, Path(tmp), args.threads)
@@ -231,6 +232,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "threads": torch.get_num_threads()},
         "settings": vars(args),
         "models": results,
+        "load_avg_1m": [load0, load_average()],
         "train_speedup_vs_plain": min(r["speedup_vs_plain"] for r in results.values()),
     }
     out["goals"] = {"train_speedup_1.3x": out["train_speedup_vs_plain"] >= 1.3}

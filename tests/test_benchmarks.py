@@ -40,7 +40,7 @@ def _training_result(speedups: dict[str, float]) -> dict:
     models = {}
     for key, sp in speedups.items():
         plain = 2.0
-        models[key] = {"arch": key, "preset": None, "steps_per_s": {"plain": plain, "plain_cl": plain * 1.1, "engine": plain * sp},
+        models[key] = {"arch": key, "preset": None, "s_per_step": {"plain": plain, "plain_cl": plain / 1.1, "engine": plain / sp},
                        "speedup_vs_plain": sp, "engine_channels_last": False, "engine_compile": False,
                        "channels_last_vs_nchw_plain": 1.1, "load_avg_1m": [1.0, 2.0]}
     return {"benchmark": "training", "date": "2026-01-01 00:00 UTC", "machine": {"cpus": 2, "model_name": "X"},

@@ -122,3 +122,24 @@ def test_docs_quote_the_committed_demo_report():
         section = _section((root / doc).read_text(), heading)
         missing = [s for s in demo_figures(report) if s not in section]
         assert not missing, f"{doc} does not quote {missing} from docs/results/demo-report.json"
+
+
+def test_identity_start_makes_the_demo_model_return_its_input():
+    import torch
+
+    from restorekit.demo import demo_config, identity_start
+    from restorekit.training.engine import build_model
+
+    torch.manual_seed(0)
+    model = build_model(demo_config()).eval()
+    x = torch.rand(1, 3, 48, 48)
+    with torch.no_grad():
+        assert float((model(x) - x).abs().mean()) > 1e-3  # NAFNet's default initialisation is not the identity
+        assert identity_start(model)
+        assert torch.equal(model(x), x)
+    # the zeroed layer still learns: its gradient is not zero
+    model.train()
+    loss = (model(x) - torch.rand_like(x)).abs().mean()
+    loss.backward()
+    assert float(model.ending.weight.grad.abs().sum()) > 0
+    assert identity_start(torch.nn.Conv2d(3, 3, 3)) is False

@@ -84,6 +84,8 @@ DEMO_CONFIG: dict[str, Any] = {
     "tracking": {"enabled": True, "experiment": "restorekit-demo"},
 }
 
+#: the demo's default time budget in minutes, evaluation included (the issue's limit is 10)
+DEMO_MINUTES = 9.5
 #: degraded samples drawn per held-out photo (each photo gets ``DRAWS_PER_PHOTO`` different branches)
 DRAWS_PER_PHOTO = 2
 #: the classical baselines scored next to the model (everything that fits blur + noise + JPEG)
@@ -114,7 +116,7 @@ def prepare_out(out: Path) -> None:
     (out / MARKER).write_text("written by restorekit demo; the next demo run replaces this folder\n")
 
 
-def _time_steps(cfg: Any, train_ds: Any, device: Any, steps: int) -> float:
+def _time_steps(cfg: Any, train_ds: Any, device: Any, steps: int, give_up_s: float = math.inf) -> float:
     """Median seconds of ``steps`` training steps (model, loss, AdamW on real batches) after one warm-up step."""
     import torch
     from torch.utils.data import DataLoader
@@ -149,8 +151,11 @@ def _time_steps(cfg: Any, train_ds: Any, device: Any, steps: int) -> float:
         opt.step()
         if device.type == "cuda":
             torch.cuda.synchronize()
+        dt = time.perf_counter() - t
         if i > 0:  # the first step pays one-off costs
-            times.append(time.perf_counter() - t)
+            times.append(dt)
+        if dt > give_up_s:  # already far slower than another setting: stop paying for it
+            return max(dt, give_up_s)
     return sorted(times)[len(times) // 2]
 
 
@@ -171,7 +176,9 @@ def calibrate(cfg: Any, train_ds: Any, val_ds: Any, device: Any, steps: int = 3)
     timed = {}
     for n in candidates:
         torch.set_num_threads(n)
-        timed[n] = _time_steps(cfg, train_ds, device, steps)
+        # a candidate whose step takes 3x the best one so far (plus 2 s of one-off costs) is given up at once
+        best = min(timed.values(), default=math.inf)
+        timed[n] = _time_steps(cfg, train_ds, device, steps, give_up_s=3.0 * best + 2.0)
     threads = min(timed, key=timed.get)
     torch.set_num_threads(threads)
     model = build_model(cfg).to(device).eval()
@@ -186,6 +193,29 @@ def calibrate(cfg: Any, train_ds: Any, val_ds: Any, device: Any, steps: int = 3)
     out = {"step_s": timed[threads], "val_s": val_s, "val_s_per_mpx": val_s / max(px / 1e6, 1e-6), "threads": float(threads)}
     out.update({f"step_s_{n}_threads": v for n, v in timed.items()})
     return out
+
+
+def identity_start(model: Any) -> bool:
+    """Zero the output layer of a residual network (NAFNet ``ending``, residual ``deblur_unet`` ``final``),
+    so that training starts from the identity (output = input) instead of a random correction.
+
+    Measured in a short demo run: NAFNet's default initialisation starts 5 dB *below* its input
+    (11.7 vs 16.9 dB) and spent its first steps recovering. Returns whether a layer was zeroed.
+    """
+    import torch
+
+    head = None
+    if type(model).__name__.startswith("NAFNet"):
+        head = getattr(model, "ending", None)
+    elif getattr(model, "residual", False):
+        head = getattr(model, "final", None)
+    if not isinstance(head, torch.nn.Conv2d):
+        return False
+    with torch.no_grad():
+        head.weight.zero_()
+        if head.bias is not None:
+            head.bias.zero_()
+    return True
 
 
 def time_baselines(sample: Any, baselines: str = DEMO_BASELINES) -> dict[str, float]:
@@ -226,7 +256,7 @@ def plan_budget(minutes: float, elapsed: float, cal: dict[str, float], n_train_i
 
 
 def run_demo(
-    minutes: float = 5.0,
+    minutes: float = DEMO_MINUTES,
     out: str | Path = "runs/demo",
     *,
     overrides: list[str] | None = None,
@@ -257,6 +287,14 @@ def run_demo(
     budget = plan_budget(minutes, time.time() - t_start, cal, n_images, cfg.data.batch_size, full_mpx)
     d = config_to_dict(cfg)
     d["data"]["repeat"] = budget["repeat"]
+    if not d["model"].get("init"):
+        from restorekit.models.package import save_package
+        from restorekit.training.engine import build_model
+
+        start = build_model(cfg)
+        if identity_start(start):
+            save_package(start, out / "init.safetensors")
+            d["model"]["init"] = str(out / "init.safetensors")
     # time is the binding limit: planned epochs are a floor for validations, training stops at max_minutes
     d["train"]["epochs"] = max(budget["epochs"], 1000)
     d["train"]["max_steps"] = -1

@@ -13,11 +13,13 @@ they describe, looked up with :meth:`Registry.get` (an unknown name raises
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from restorekit.errors import ConfigError
 
 T = TypeVar("T")
+
+_MISSING: Any = object()
 
 
 class Registry(Generic[T]):
@@ -58,14 +60,23 @@ class Registry(Generic[T]):
             return add
         return add(entry)
 
-    def get(self, name: str) -> T:
-        """The entry called ``name``; an unknown name raises ConfigError listing the known ones."""
+    def get(self, name: str, default: Any = _MISSING) -> T:
+        """The entry called ``name``; an unknown name raises ConfigError listing the known ones.
+
+        With ``default`` given, an unknown name returns it instead (``dict.get`` style).
+        """
         self._ensure_loaded()
         try:
             return self._entries[name]
         except (KeyError, TypeError):
+            if default is not _MISSING:
+                return default  # type: ignore[no-any-return]
             known = ", ".join(sorted(self._entries)) or "none"
             raise ConfigError(f"unknown {self.kind} {name!r}; available: {known}") from None
+
+    def __getitem__(self, name: str) -> T:
+        """``registry[name]``: the same as :meth:`get` (ConfigError listing the known names)."""
+        return self.get(name)
 
     def names(self) -> list[str]:
         """Every registered name, sorted."""

@@ -101,3 +101,12 @@ def test_shipped_demo_configs_hold_out_distinct_content(config) -> None:
     train = [n for n in data["names"] if n not in data["val_names"]]
     kept, dropped = dedup_split(train, data["val_names"], load=_photo, name=lambda n: n)
     assert dropped == [] and kept == train
+
+
+def test_default_table_groups_the_stereo_pair_even_without_the_pixel_checks() -> None:
+    """KNOWN_GROUPS alone (near-duplicate check switched off) keeps the motorcycle views and the cat alias together."""
+    imgs = {n: _photo(n) for n in ("motorcycle_left", "motorcycle_right", "chelsea", "cat", "coffee")}
+    g = content_groups({n: np.roll(a, 7 * i, axis=1) for i, (n, a) in enumerate(imgs.items())}, threshold=1.1)
+    assert g.group["motorcycle_left"] == g.group["motorcycle_right"] == "motorcycle"
+    assert g.group["cat"] == g.group["chelsea"] == "chelsea"
+    assert g.group["coffee"] not in ("motorcycle", "chelsea")

@@ -71,6 +71,7 @@ def test_int8_close_to_fp32_on_held_out_photos(unet_fp32, unet_int8) -> None:
         verify_int8(unet_fp32, unet_int8.path, size=64, min_psnr_db=psnr + 1)
 
 
+@pytest.mark.slow
 def test_calibration_matters(unet_fp32, tmp_path) -> None:
     """Calibrating on flat grey images gives wrong activation ranges: clearly worse than on photos."""
     import cv2
@@ -87,6 +88,7 @@ def test_calibration_matters(unet_fp32, tmp_path) -> None:
     assert p_good > p_bad + 3, (p_good, p_bad)
 
 
+@pytest.mark.slow
 def test_nafnet_int8_export_and_cli(tm, tmp_path, capsys) -> None:
     from restorekit.cli.main import main
     from restorekit.inference.runtime import OnnxRuntime

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from restorekit.cli.main import main as cli_main
-from restorekit.errors import DataError
+from restorekit.errors import ConfigError, DataError
 from restorekit.io import read_image, write_image
 from restorekit.raw.align import align_folder, align_pair
 
@@ -81,7 +81,8 @@ def test_align_folder_and_cli(tmp_path, photo):
     write_image(noisy_dir / "c.png", photo("coffee", 192))
     write_image(gt_dir / "c.png", photo("astronaut", 192))  # a wrong pair: rejected
     write_image(noisy_dir / "lonely.png", photo("coffee", 64))
-    assert cli_main(["data", "align", str(noisy_dir), str(gt_dir), "--out", str(out), "--min-cc", "0.9"]) == 0
+    # a rejected and an unpartnered pair: the good ones are written, and the exit status says some failed (#18)
+    assert cli_main(["data", "align", str(noisy_dir), str(gt_dir), "--out", str(out), "--min-cc", "0.9"]) == 1
     rows = {r["name"]: r for r in csv.DictReader(open(out / "alignment.csv"))}
     assert list(next(iter(rows.values())).keys())[:11] == ["name", "m00", "m01", "m02", "m10", "m11", "m12", "cc", "gain",
                                                          "psnr_before", "psnr_after"]
@@ -104,3 +105,30 @@ def test_align_folder_errors_name_the_folder(tmp_path):
     (tmp_path / "g").mkdir()
     with pytest.raises(DataError, match="no pairs"):
         align_folder(tmp_path / "n", tmp_path / "g", tmp_path / "o")
+
+
+@pytest.mark.parametrize(
+    "flag,value",
+    [("--iterations", "0"), ("--features", "0"), ("--matches", "0"), ("--eps", "-1"), ("--eps", "nan"), ("--min-cc", "2"), ("--quality", "0")],
+)
+def test_align_rejects_settings_that_cannot_work(tmp_path, photo, capsys, flag, value):
+    noisy_dir, gt_dir = tmp_path / "noisy", tmp_path / "gt"
+    write_image(noisy_dir / "a.png", photo("astronaut", 96))
+    write_image(gt_dir / "a.png", photo("astronaut", 96))
+    assert cli_main(["data", "align", str(noisy_dir), str(gt_dir), "--out", str(tmp_path / "o"), flag, value]) != 0
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and flag in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(ConfigError, match=flag):
+        align_pair(photo("astronaut", 64), photo("astronaut", 64), **{
+            "--iterations": {"ecc_iterations": 0}, "--features": {"n_features": 0}, "--matches": {"n_matches": 0},
+            "--eps": {"ecc_eps": float(value)}, "--min-cc": {"min_cc": 2.0}, "--quality": {"n_features": 0},
+        }[flag]) if flag != "--quality" else align_folder(noisy_dir, gt_dir, tmp_path / "o", quality=0)
+
+
+def test_align_exits_zero_when_every_pair_aligns(tmp_path, photo):
+    noisy_dir, gt_dir, out = tmp_path / "noisy", tmp_path / "gt", tmp_path / "out"
+    noisy, gt, _ = _moved(photo("astronaut"), 0.3, 1.2, -0.4, size=160)
+    write_image(noisy_dir / "a.png", noisy)
+    write_image(gt_dir / "a.png", gt)
+    assert cli_main(["data", "align", str(noisy_dir), str(gt_dir), "--out", str(out)]) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import shutil
 
@@ -153,3 +154,139 @@ def test_cli_pack_raw_and_synth(tmp_path):
     assert info["written"] == 2 and info["crop"] == 32
     train, val = build_raw_datasets(RawDataConfig(root=str(tmp_path / "packed"), patch_size=16), seed=0)
     assert len(train) == 1 and len(val) == 1 and val[0]["target"].shape == (3, 32, 32)
+
+
+# ------------------------------------------------------------------ the Raw Restorer seed's JPEG dataset layout
+SEED_SHIFT = (3.0, 2.0)  # the noisy frames see the scene shifted by (dx, dy) pixels
+
+
+def write_seed_dataset(root, photo, *, isos=(800, 3200), size=96, shift=SEED_SHIFT, seed=0):
+    """Write what the seed's ``0_produce_small_dataset.ipynb`` writes, from real photos.
+
+    Per scene: ``<gt>.jpg`` (the clean image); per noisy frame ``<noisy>.jpg`` (its
+    demosaic) and ``<noisy>_bayer.jpg`` (the mosaic, one channel); all gamma 1/2.2,
+    8-bit, JPEG quality 100; ``align_data.csv`` with the seed's pandas columns
+    (index, cc, noisy_image, gt_image, gt_mean, noisy_mean, noise_level, m00..m12, iso).
+    The noisy frames are the clean scene shifted by ``shift``: the CSV's matrix undoes it.
+    """
+    import cv2
+    from PIL import Image
+
+    from restorekit.raw.bayer import demosaic_malvar, gamma_encode
+
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    dx, dy = shift
+    m = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
+    for name in ("astronaut", "coffee", "chelsea"):
+        clean = photo(name, size + 16) ** 2.2  # linear light
+        gt = clean[8:-8, 8:-8]
+        # noisy(x) = clean(x + shift): warping the ground truth with m (inverse map) aligns it
+        moved = cv2.warpAffine(clean, m, (size + 16, size + 16), flags=cv2.INTER_LINEAR + cv2.WARP_INVERSE_MAP)[8:-8, 8:-8]
+        gt_name = f"Bayer_{name}_ISO100_sha1.arw"
+        Image.fromarray((gamma_encode(gt) * 255).astype(np.uint8)).save(root / f"{gt_name}.jpg", quality=100)
+        for iso in isos:
+            sigma = 0.01 * iso / 800
+            noisy_mosaic = np.clip(mosaic_rgb(moved) + rng.normal(0, sigma, moved.shape[:2]), 0, 1).astype(np.float32)
+            noisy_name = f"Bayer_{name}_ISO{iso}_sha{iso}.arw"
+            Image.fromarray((gamma_encode(noisy_mosaic) * 255).astype(np.uint8)).save(root / f"{noisy_name}_bayer.jpg", quality=100)
+            demosaiced = np.clip(demosaic_malvar(gamma_encode(noisy_mosaic)), 0, 1)
+            Image.fromarray((demosaiced * 255).astype(np.uint8)).save(root / f"{noisy_name}.jpg", quality=100)
+            rows.append({"cc": 0.97, "noisy_image": noisy_name, "gt_image": gt_name, "gt_mean": float(gt.mean()),
+                         "noisy_mean": float(noisy_mosaic.mean()), "noise_level": f"[{sigma} {sigma} {sigma}]",
+                         **{f"m{i}{j}": float(m[i, j]) for i in range(2) for j in range(3)}, "iso": float(iso)})
+    rows[-1]["cc"] = 0.5  # a badly aligned pair (min_cc drops it)
+    with open(root / "align_data.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=["", *rows[0]])
+        w.writeheader()
+        for i, r in enumerate(rows):
+            w.writerow({"": i, **r})
+    return root
+
+
+@pytest.fixture(scope="module")
+def seed_set(tmp_path_factory, photo):
+    return write_seed_dataset(tmp_path_factory.mktemp("seed_raw"), photo)
+
+
+def test_seed_layout_reader_yields_aligned_pairs_with_the_csv_iso(seed_set):
+    from restorekit.raw.dataset import is_seed_layout, load_raw_pair, read_seed_index
+
+    assert is_seed_layout(seed_set) and not is_seed_layout(seed_set, "other.csv")
+    pairs = read_seed_index(seed_set)
+    assert [p.iso for p in pairs] == [800, 3200] * 3
+    assert pairs[0].name == "Bayer_astronaut_ISO800_sha800.arw" and pairs[0].scene == "Bayer_astronaut"
+    assert pairs[0].mosaic.name == "Bayer_astronaut_ISO800_sha800.arw_bayer.jpg"
+    assert pairs[0].gt.name == "Bayer_astronaut_ISO100_sha1.arw.jpg" and pairs[0].warp == (1, 0, 3, 0, 1, 2)
+    assert pairs[-1].cc == 0.5
+    aligned = load_raw_pair(pairs[0], demosaic="malvar")
+    unaligned = load_raw_pair(dataclasses.replace(pairs[0], warp=None), demosaic="malvar")
+    res = aligned["residual"]
+    assert aligned["mosaic"].shape == (96, 96) and res.shape == aligned["target"].shape == (96, 96, 3)
+
+    def psnr(a, b):
+        a, b = a[8:-8, 8:-8], b[8:-8, 8:-8]
+        return float(10 * np.log10(1 / np.mean((a - b) ** 2)))
+
+    # the CSV's warp puts the ground truth onto the noisy frame: far closer than without it
+    assert psnr(res, aligned["target"]) > psnr(res, unaligned["target"]) + 5
+    assert psnr(res, aligned["target"]) > 25
+    # the ground truth was scaled to the residual's mean (the seed's exposure match)
+    assert abs(aligned["target"].mean() - res.mean()) < 2e-3
+    # Malvar beats bilinear on this real-photo mosaic against the ground truth
+    bil = load_raw_pair(pairs[0], demosaic="bilinear")
+    assert psnr(res, aligned["target"]) > psnr(bil["residual"], aligned["target"])
+
+
+def test_seed_layout_in_a_config_trains_on_crops(seed_set):
+    cfg = parse_data_config({"kind": "raw", "root": str(seed_set), "patch_size": 32, "val_patch": 64, "demosaic": "malvar",
+                             "min_cc": 0.9})
+    assert isinstance(cfg, RawDataConfig) and cfg.format == "auto"
+    train, val = build_raw_datasets(cfg, seed=42)
+    names = [p.name for p in train.pairs + val.pairs]
+    assert len(names) == 5 and "Bayer_chelsea_ISO3200_sha3200.arw" not in names  # cc 0.5 dropped
+    assert {p.scene for p in val.pairs}.isdisjoint({p.scene for p in train.pairs})
+    s = train[0]
+    assert s["rggb"].shape == (4, 16, 16) and s["residual"].shape == s["target"].shape == (3, 32, 32)
+    pair = train.pairs[0]
+    assert s["iso"] == pair.iso and abs(float(s["cond"][0]) - pair.iso / 6400) < 1e-7
+    v = val[0]
+    assert _psnr(v["residual"], v["target"]) > 20
+    forced = parse_data_config({"kind": "raw", "root": str(seed_set), "format": "seed", "csv": "align_data.csv"})
+    assert len(build_raw_datasets(forced, seed=0)[0].pairs) >= 3
+
+
+def test_seed_layout_errors_name_the_file(seed_set, tmp_path):
+    from restorekit.raw.dataset import read_seed_index
+
+    with pytest.raises(ConfigError, match="csv"):
+        parse_data_config({"kind": "raw", "root": str(seed_set), "csv": "align.txt"})
+    with pytest.raises(ConfigError, match="color_space"):
+        parse_data_config({"kind": "raw", "root": str(seed_set), "color_space": "srgb"})
+    bad = tmp_path / "bad"
+    shutil.copytree(seed_set, bad)
+    (bad / "Bayer_coffee_ISO800_sha800.arw_bayer.jpg").unlink()
+    with pytest.raises(DataError, match="Bayer_coffee_ISO800_sha800.arw_bayer.jpg"):
+        read_seed_index(bad)
+    with pytest.raises(DataError, match="no 'missing.csv'"):
+        build_raw_datasets(RawDataConfig(root=str(bad), format="seed", csv="missing.csv"), seed=0)
+    text = (seed_set / "align_data.csv").read_text().replace(",800.0\n", ",loud\n", 1)
+    (bad / "align_data.csv").write_text(text)
+    with pytest.raises(DataError, match="row 2"):
+        read_seed_index(bad)
+
+
+def test_raw_files_in_lin_rec2020(scenes):
+    from restorekit.raw.bayer import camera_to_space_matrix, demosaic_malvar, mosaic_to_space, xyz_to_cam_matrix
+    from restorekit.raw.dataset import load_raw_pair
+    from restorekit.raw.io import read_raw
+
+    pair = discover_raw_pairs(scenes)[0]
+    cam = load_raw_pair(pair, demosaic="malvar", match_exposure=False)
+    rec = load_raw_pair(pair, demosaic="malvar", match_exposure=False, color_space="lin_rec2020")
+    raw = read_raw(pair.noisy)
+    t = camera_to_space_matrix(xyz_to_cam_matrix(raw), "lin_rec2020")
+    np.testing.assert_allclose(rec["mosaic"], mosaic_to_space(raw.mosaic(), t), atol=1e-6)
+    np.testing.assert_allclose(rec["residual"], np.clip(demosaic_malvar(rec["mosaic"]), 0, 1), atol=1e-6)
+    assert np.abs(rec["residual"] - cam["residual"]).mean() > 1e-3

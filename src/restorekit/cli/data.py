@@ -11,7 +11,11 @@ from restorekit.errors import ConfigError
 
 
 def register(sub) -> None:  # noqa: ANN001
-    p = sub.add_parser("data", help="dataset tools: preview, pack, align", description="Dataset tools: preview, pack, align.")
+    p = sub.add_parser(
+        "data",
+        help="dataset tools: preview, pack, pages, align, synth-raw",
+        description="Dataset tools: preview, pack, pages, align (raw ground truth onto noisy shots), synth-raw (synthetic raw scenes).",
+    )
     dsub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
 
     pv = dsub.add_parser(
@@ -110,6 +114,8 @@ def run_preview(args: argparse.Namespace) -> int:
     from restorekit.data.preview import preview_dataset
     from restorekit.errors import DataError
 
+    if args.n < 1:
+        raise ConfigError(f"--n must be at least 1 (samples to render), got {args.n}")
     data, seed = _load_data_section(args)
     cfg = parse_data_config(data, source=f"{args.config or '--images'} data")
     train, val = build_datasets(cfg, seed=seed)
@@ -167,6 +173,8 @@ def run_pack(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=progress,
     )
+    for rel, why in m.get("skipped", {}).items():
+        print(f"skipped {rel}: {why}", file=sys.stderr)
     mb = m["bytes"] / 1e6
     print(f"packed {m['count']} images from {args.src} into {args.out} ({args.format}, {mb:.1f} MB, {m['seconds']} s)")
     return 0

@@ -105,6 +105,11 @@ def register(sub) -> None:  # noqa: ANN001
     p.add_argument("--overwrite", action="store_true", help="recompute outputs that already exist")
     p.add_argument("--recursive", "-r", action="store_true", help="descend into sub-folders (output keeps the relative path)")
     p.add_argument("--iso", type=_iso_arg, default="auto", help="raw files: ISO for the noise condition (auto = from EXIF)")
+    p.add_argument("--demosaic", choices=["bilinear", "malvar"], default="bilinear",
+                   help="raw files: demosaic of the noisy residual (malvar = the Raw Restorer seed's; default bilinear)")
+    p.add_argument("--color-space", "--colour-space", dest="color_space", choices=["camera", "lin_rec2020"],
+                   default="camera", help="raw files: the model's colour space (lin_rec2020 = the Raw Restorer seed's; "
+                   "default camera-linear)")
     p.add_argument("--strength", default="1.0", help="blend of the result with the input, 0-1 (1.0 = model output)")
     p.add_argument("--shard", default=None, metavar="K/N",
                    help="process shard K of N (K from 0): a deterministic, disjoint 1/N of the inputs by path order")
@@ -131,13 +136,16 @@ def build_options(args: argparse.Namespace):  # noqa: ANN201
                                 strength=args.strength)
 
 
-def _raw_restore():  # noqa: ANN202
-    """``restorekit.raw.restore.restore_raw_file``, or None when the raw extra is not installed."""
-    try:
-        from restorekit.raw.restore import restore_raw_file
-    except ImportError:
-        return None
-    return restore_raw_file
+def _raw_restore(args: argparse.Namespace | None = None):  # noqa: ANN202
+    """``restorekit.raw.restore.restore_raw_file`` with this run's ``--demosaic`` / ``--color-space``
+    (a picklable partial); reading a raw file without the ``raw`` extra raises a clear error there."""
+    import functools
+
+    from restorekit.raw.restore import restore_raw_file
+    if args is None:
+        return restore_raw_file
+    return functools.partial(restore_raw_file, demosaic=getattr(args, "demosaic", "bilinear"),
+                             color_space=getattr(args, "color_space", "camera"))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -189,14 +197,14 @@ def run(args: argparse.Namespace) -> int:
 
         results = run_ray(mine, args.model, options, settings, manifest=manifest, preset=args.preset,
                           address=args.address, workers=args.workers, cpus_per_worker=args.cpus_per_worker,
-                          raw_restore=_raw_restore(), report=_report, quiet=args.quiet)
+                          raw_restore=_raw_restore(args), report=_report, quiet=args.quiet)
     else:
         restorer = open_restorer(args.model, options, preset=args.preset)
         print(f"restorekit restore: {restorer.describe()}", file=sys.stderr)
         results = []
         from tqdm.auto import tqdm
 
-        raw_fn = _raw_restore()
+        raw_fn = _raw_restore(args)
         bar = tqdm(mine, unit="img", disable=args.quiet or None, file=sys.stderr)
         for job in bar:
             bar.set_postfix_str(job.item.path.name[-30:], refresh=False)

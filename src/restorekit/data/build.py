@@ -161,7 +161,8 @@ def build_datasets(cfg: Any, *, seed: int, run_dir: str | Path | None = None) ->
     degrader = build_degrader(cfg.degrade)
     aug = (cfg.augment.hflip, cfg.augment.vflip, cfg.augment.rot90)
     common = dict(
-        seed=seed, degrader=degrader, bayer_safe=cfg.bayer_safe, on_error=cfg.on_error, max_pixels=cfg.max_pixels, cache_mb=cfg.cache_mb
+        seed=seed, degrader=degrader, bayer_safe=cfg.bayer_safe, on_error=cfg.on_error, max_pixels=cfg.max_pixels,
+        cache_mb=cfg.cache_mb, resize=cfg.resize, degrade_before_crop=cfg.degrade_before_crop,
     )
     train_ds = RestoreDataset(train_items, train=True, patch_size=cfg.patch_size, augment=aug, repeat=cfg.repeat, **common)
     val_from_train = not val_items

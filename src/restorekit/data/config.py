@@ -89,6 +89,11 @@ class CommonDataConfig(StrictModel):
     #: keep decoded images in memory, up to this many MB per process (each DataLoader worker has its own); 0 = off.
     #: Worth it for small datasets of large or PNG images that are revisited every epoch.
     cache_mb: int = Field(0, ge=0)
+    #: resize every whole image to ``resize x resize`` before anything else (the manuscript seed: 256); None = off
+    resize: int | None = Field(None, ge=8)
+    #: degrade the whole (resized) image, then crop/augment input and target together (the manuscript seed's
+    #: order); False = crop first, then degrade the patch
+    degrade_before_crop: bool = False
 
     @field_validator("degrade")
     @classmethod

@@ -55,6 +55,9 @@ class RestoreDataset(Dataset):
         repeat: patches per image per epoch (``len = len(items) * repeat``).
         bayer_safe: even crop offsets.
         on_error: "skip" replaces a sample whose file fails to decode by the next one (warning), "fail" raises.
+        resize: resize every whole image to ``resize x resize`` (bilinear) right after decoding (None = off).
+        degrade_before_crop: degrade the whole (resized) image with the sample's seeded draw, then crop and
+            augment input and target together (the manuscript seed's recipe); default: crop, then degrade.
     """
 
     def __init__(
@@ -72,6 +75,8 @@ class RestoreDataset(Dataset):
         max_pixels: int | None = None,
         split: str | None = None,
         cache_mb: int = 0,
+        resize: int | None = None,
+        degrade_before_crop: bool = False,
     ) -> None:
         if not items:
             raise DataError("dataset has no samples")
@@ -88,6 +93,8 @@ class RestoreDataset(Dataset):
         self._epoch = _SharedInt(0)
         self._patch = _SharedInt(patch_size)
         self.cache_mb = int(cache_mb)
+        self.resize = None if resize is None else int(resize)
+        self.degrade_before_crop = bool(degrade_before_crop)
         self._cache: dict[str, np.ndarray] = {}
         self._cache_bytes = 0
 
@@ -170,17 +177,29 @@ class RestoreDataset(Dataset):
         else:
             # file bytes are read once; in-memory images (skimage) come as arrays
             blobs = [ref.read_bytes() if isinstance(ref, FileRef) else None for _, ref in roles]
-            if self.train and patch is not None:
+            if self.train and patch is not None and self.resize is None and not self.degrade_before_crop:
                 cropped = self._load_png_rows(blobs, names, epoch, index, key, patch)
             if cropped is None:
                 arrays = [
                     decode_uint(b, n, max_pixels=self.max_pixels) if b is not None else ref.load(self.max_pixels)
                     for b, n, (_, ref) in zip(blobs, names, roles)
                 ]
+        sample: dict[str, Any] = {}
+        degraded_whole = False
         if cropped is not None:
             arrays = cropped
         else:
             h, w = T.check_aligned(arrays, names)
+            if self.resize is not None:
+                arrays = [resize_square(a, self.resize) for a in arrays]
+                h = w = self.resize
+            if self.degrade_before_crop and self.degrader is not None:
+                whole = {role: T.to_float(a) for (role, _), a in zip(roles, arrays)}
+                src = whole.get("input", whole["target"])
+                whole["input"], sample["params"] = self.degrader(src, sample_rng(self.seed, key, epoch, index, "degrade"))
+                roles = [("input", None), *[(r, ref) for r, ref in roles if r != "input"]]
+                arrays = [whole[r] for r, _ in roles]
+                degraded_whole = True
             if self.train and patch is not None:
                 crop = T.plan_random_crop(h, w, patch, sample_rng(self.seed, key, epoch, index, "crop"), even=self.bayer_safe)
                 arrays = T.crop_arrays(arrays, crop)
@@ -192,8 +211,9 @@ class RestoreDataset(Dataset):
                 aug = T.sample_augment(sample_rng(self.seed, key, epoch, index, "aug"), hflip=hf, vflip=vf, rot90=rot)
                 arrays = T.augment_arrays(arrays, aug)
         floats = {role: T.to_float(a) for (role, _), a in zip(roles, arrays)}
-        sample: dict[str, Any] = {}
-        if self.degrader is not None:
+        if degraded_whole:
+            pass
+        elif self.degrader is not None:
             src = floats.get("input", floats["target"])
             degraded, params = self.degrader(src, sample_rng(self.seed, key, epoch, index, "degrade"))
             floats["input"] = degraded
@@ -235,6 +255,14 @@ class RestoreDataset(Dataset):
             f"RestoreDataset({self.split}, {len(self.items)} images x{self.repeat}, patch={self.patch_size}, "
             f"degrade={self.degrader!r})"
         )
+
+
+def resize_square(arr: np.ndarray, size: int) -> np.ndarray:
+    """Resize an ``(H, W[, C])`` image (any dtype) to ``(size, size[, C])``, bilinear (``cv2.INTER_LINEAR``)."""
+    import cv2
+
+    out = cv2.resize(np.ascontiguousarray(arr), (int(size), int(size)), interpolation=cv2.INTER_LINEAR)
+    return out[..., None] if arr.ndim == 3 and out.ndim == 2 else out
 
 
 def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:

@@ -5,7 +5,8 @@ Formats (relative paths are kept, so a config pointing at ``SRC/x/y`` works on `
 * ``jpeg``: a folder of JPEG copies (``--quality``, default 95, 4:4:4 chroma) - smaller and
   faster to decode than PNG; lossy (16-bit sources become 8-bit).
 * ``png``: a folder of PNG copies (lossless; useful with ``--crop``).
-* ``lmdb``: one LMDB file (BasicSR style), key = relative path, value = the file bytes
+* ``lmdb``: one LMDB environment (``data.lmdb/``; restorekit's own layout, not BasicSR's: key = relative
+  path with its extension, index in the manifest), value = the file bytes
   (original, or JPEG when ``--quality`` is given); no per-file open/stat.
 * ``webdataset``: tar shards (``shard-000000.tar``, WebDataset-compatible member names)
   with an offset index in the manifest for random access.
@@ -97,13 +98,19 @@ def pack_dataset(
         raise DataError(f"--quality must lie in 1..100, got {quality}")
     if crop is not None and crop < 8:
         raise DataError(f"--crop must be at least 8, got {crop}")
+    if int(shard_mb) < 1:
+        raise DataError(f"--shard-mb must be at least 1 (MB per webdataset shard), got {shard_mb}")
+    if workers is not None and int(workers) < 1:
+        raise DataError(f"--workers must be at least 1 (encoding threads), got {workers}")
     loc = resolve(src)
     if not loc.storage.is_dir(loc.rel):
         raise DataError(f"pack source '{src}' is not a folder")
-    files = loc.storage.list_files(loc.rel)
+    out = Path(out).absolute()
+    _check_output(out)
+    files = _exclude_output(loc, loc.storage.list_files(loc.rel), out)
+    skipped = loc.storage.skipped_files(loc.rel)
     if not files:
         raise DataError(f"pack source '{src}' holds no images ({', '.join(sorted(['png', 'jpg', 'tif', 'webp', 'bmp']))})")
-    out = Path(out).absolute()
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise DataError(f"pack output '{out}' exists and is not empty (use --overwrite)")
@@ -150,6 +157,7 @@ def pack_dataset(
             "quality": q if encode == "jpeg" else None,
             "crop": crop,
             "count": len(entries),
+            "skipped": {rel[len(pre) :]: why for rel, why in skipped.items()},
             "bytes": int(sum(e.get("size", 0) for e in entries.values())) or writer.total,
             "seconds": round(time.time() - t0, 2),
             "files": entries,
@@ -163,6 +171,29 @@ def pack_dataset(
         raise
     clear_cache()
     return manifest
+
+
+def _check_output(out: Path) -> None:
+    """The output must be a folder (or not exist yet) below folders: no plain file on the way."""
+    for p in [out, *out.parents]:
+        if p.exists():
+            if not p.is_dir():
+                what = "is a file" if p == out else f"lies under the file '{p}'"
+                raise DataError(f"pack output '{out}' {what}: choose a folder path")
+            return
+
+
+def _exclude_output(loc: Any, files: list[str], out: Path) -> list[str]:
+    """Leave out files under ``out`` (packing into a subfolder of the source never re-packs the pack)."""
+    root = getattr(loc.storage, "root", None)
+    if root is None:
+        return files
+    try:
+        inside = out.relative_to(Path(root).absolute()).as_posix()
+    except ValueError:
+        return files
+    pre = inside.rstrip("/") + "/"
+    return [f for f in files if not f.startswith(pre)]
 
 
 def _size_hint(loc: Any, rel: str) -> int:

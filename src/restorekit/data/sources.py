@@ -151,7 +151,8 @@ class Item:
 
 @dataclass
 class Problem:
-    """A pairing problem: ``kind`` is missing / size / unreadable / duplicate."""
+    """A pairing problem: ``kind`` is missing / size / unreadable / duplicate, or ``skipped``
+    (a file left out of the listing, e.g. a broken symbolic link: reported, never fatal)."""
 
     kind: str
     name: str
@@ -174,23 +175,43 @@ def _stem_key(rel: str) -> str:
     return str(p.with_suffix("")) if p.suffix else str(p)
 
 
+#: problem kinds that are reported but never make ``on_error: fail`` raise
+NON_FATAL = frozenset({"skipped"})
+
+
+def _skipped_problems(st: Storage, rel: str, pre: str = "") -> list[Problem]:
+    """A ``skipped`` problem for each file the listing of ``rel`` left out (broken symbolic links)."""
+    return [Problem("skipped", _stem_key(k[len(pre) :]), why, [st.display(k)]) for k, why in st.skipped_files(rel).items()]
+
+
+def _drop_ambiguous(groups: dict[str, list[FileRef]], what: str, prefix: str = "") -> tuple[dict[str, FileRef], list[Problem]]:
+    """Keep the keys with one file; a key shared by several files (``a.png`` + ``a.jpg``) is
+    ambiguous: dropped, with one ``duplicate`` problem naming every file."""
+    index: dict[str, FileRef] = {}
+    problems: list[Problem] = []
+    for key, refs in groups.items():
+        if len(refs) == 1:
+            index[key] = refs[0]
+        else:
+            problems.append(
+                Problem("duplicate", f"{prefix}{key}", f"several files share the name '{key}' in {what}: ambiguous partner, sample dropped",
+                        [r.display() for r in refs])
+            )
+    return index, problems
+
+
 def _index_folder(loc: Location, what: str) -> tuple[dict[str, FileRef], list[Problem]]:
-    """Map stem key (relative to ``loc``) -> FileRef for every image below ``loc``; duplicates reported."""
+    """Map stem key (relative to ``loc``) -> FileRef for every image below ``loc``; ambiguous
+    names (several files, one stem) are reported and left out, as are skipped files."""
     st = loc.storage
     if not st.is_dir(loc.rel):
         raise DataError(f"{what} '{st.display(loc.rel)}' is not a folder (or does not exist)")
     pre = (loc.rel.rstrip("/") + "/") if loc.rel else ""
-    index: dict[str, FileRef] = {}
-    problems: list[Problem] = []
+    groups: dict[str, list[FileRef]] = {}
     for rel in st.list_files(loc.rel):
-        key = _stem_key(rel[len(pre) :])
-        if key in index:
-            problems.append(
-                Problem("duplicate", key, f"several files share the name '{key}' in {what}", [index[key].display(), st.display(rel)])
-            )
-            continue
-        index[key] = FileRef(st, rel)
-    return index, problems
+        groups.setdefault(_stem_key(rel[len(pre) :]), []).append(FileRef(st, rel))
+    index, problems = _drop_ambiguous(groups, what)
+    return index, problems + _skipped_problems(st, loc.rel, pre)
 
 
 def _match_extras(
@@ -215,11 +236,21 @@ def _match_extras(
 
 
 def _pair(
-    inputs: dict[str, FileRef], targets: dict[str, FileRef], in_what: str, tgt_what: str, group: str | None = None, prefix: str = ""
+    inputs: dict[str, FileRef],
+    targets: dict[str, FileRef],
+    in_what: str,
+    tgt_what: str,
+    group: str | None = None,
+    prefix: str = "",
+    reported: set[str] | None = None,
 ) -> tuple[list[Item], list[Problem]]:
+    """Items for the keys in both; a key missing on one side is a problem unless already ``reported``
+    (its partner was ambiguous or skipped)."""
     items, problems = [], []
     for key in sorted(set(inputs) | set(targets)):
         name = f"{prefix}{key}"
+        if reported and name in reported and (key not in targets or key not in inputs):
+            continue
         if key not in targets:
             problems.append(Problem("missing", name, f"input has no target in {tgt_what}", [inputs[key].display()]))
         elif key not in inputs:
@@ -239,7 +270,7 @@ def gopro_items(root: str, blur_dir: str = "blur", sharp_dir: str = "sharp", ext
     if not st.is_dir(loc.rel):
         raise DataError(f"GoPro root '{root}' is not a folder (or does not exist)")
     pre = (loc.rel.rstrip("/") + "/") if loc.rel else ""
-    scenes: dict[str, dict[str, dict[str, FileRef]]] = {}
+    scenes: dict[str, dict[str, dict[str, list[FileRef]]]] = {}
     for rel in st.list_files(loc.rel):
         parts = PurePosixPath(rel[len(pre) :]).parts
         if len(parts) == 3:
@@ -250,20 +281,24 @@ def gopro_items(root: str, blur_dir: str = "blur", sharp_dir: str = "sharp", ext
             continue
         if sub not in (blur_dir, sharp_dir):
             continue
-        scenes.setdefault(scene, {blur_dir: {}, sharp_dir: {}})[sub][_stem_key(fname)] = FileRef(st, rel)
+        scenes.setdefault(scene, {blur_dir: {}, sharp_dir: {}})[sub].setdefault(_stem_key(fname), []).append(FileRef(st, rel))
     if not scenes:
         raise DataError(
             f"no GoPro scenes found in '{root}': expected {root}/<scene>/{blur_dir}/*.png and {root}/<scene>/{sharp_dir}/*.png"
         )
     items: list[Item] = []
-    problems: list[Problem] = []
+    problems: list[Problem] = _skipped_problems(st, loc.rel, pre)
     for scene in sorted(scenes):
         d = scenes[scene]
+        prefix = f"{scene}/" if scene else ""
+        blurs, p1 = _drop_ambiguous(d[blur_dir], f"{scene}/{blur_dir}", prefix)
+        sharps, p2 = _drop_ambiguous(d[sharp_dir], f"{scene}/{sharp_dir}", prefix)
         its, probs = _pair(
-            d[blur_dir], d[sharp_dir], f"{scene}/{blur_dir}", f"{scene}/{sharp_dir}", group=scene or None, prefix=f"{scene}/" if scene else ""
+            blurs, sharps, f"{scene}/{blur_dir}", f"{scene}/{sharp_dir}", group=scene or None, prefix=prefix,
+            reported={p.name for p in p1 + p2},
         )
         items += its
-        problems += probs
+        problems += p1 + p2 + probs
     if extra:
         _match_extras(items, extra, problems, lambda it: [it.name])
     return items, problems
@@ -273,7 +308,7 @@ def paired_items(input_dir: str, target_dir: str, extra: dict[str, str] | None =
     """Two parallel folders paired by relative path without extension."""
     ins, p1 = _index_folder(resolve(input_dir), "input_dir")
     tgs, p2 = _index_folder(resolve(target_dir), "target_dir")
-    items, problems = _pair(ins, tgs, f"'{input_dir}'", f"'{target_dir}'")
+    items, problems = _pair(ins, tgs, f"'{input_dir}'", f"'{target_dir}'", reported={p.name for p in p1 + p2})
     problems = p1 + p2 + problems
     if extra:
         _match_extras(items, extra, problems, lambda it: [it.name])
@@ -403,9 +438,9 @@ def check_items(
         good.append(it)
     if problems:
         report = format_problems(problems, source)
-        if on_error == "fail":
+        if on_error == "fail" and any(p.kind not in NON_FATAL for p in problems):
             raise DataError(report + "\n(set data.on_error: skip to drop these samples with a warning)")
-        warnings.warn(report + f"\nskipping them: {len(good)} samples remain", stacklevel=2)
+        warnings.warn(report + f"\nskipping them: {len(good)} samples remain", UserWarning, stacklevel=2)
         log.warning("%s", report)
     if not good:
         raise DataError(f"{source}: no usable samples" + (f" ({len(problems)} problem(s))" if problems else ""))

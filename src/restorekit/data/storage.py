@@ -8,6 +8,13 @@ at ``packed/GOPR0372_07_00/blur`` exactly as it pointed at the original
 folder: :func:`resolve` walks up from any path to the enclosing pack.
 (The ``jpeg``/``png`` pack formats are plain folders and need nothing special.)
 
+BasicSR/NAFNet LMDBs (``X.lmdb/`` holding ``data.mdb`` and ``meta_info.txt``,
+one ``key.png (h,w,c) compression`` line per image, keys without extension,
+values PNG-encoded bytes, as ``basicsr.utils.lmdb_util.make_lmdb_from_imgs``
+writes them) are read by :class:`BasicSRLmdbStorage`: a config points
+``input_dir``/``target_dir`` at the ``.lmdb`` folders, and each key is listed as
+``key.png`` so pairing by name works as with folders.
+
 Readers are opened lazily and per process, so datasets pickle into
 DataLoader workers without carrying open LMDB environments or file handles.
 """
@@ -62,12 +69,18 @@ class Storage:
     def is_dir(self, rel: str) -> bool:
         raise NotImplementedError
 
+    def skipped_files(self, prefix: str = "") -> dict[str, str]:
+        """``{relative path: reason}`` of image names under ``prefix`` that :meth:`list_files` left out
+        (broken symbolic links); filled by ``list_files``."""
+        return {}
+
 
 class DirStorage(Storage):
     """A plain folder."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._skipped: dict[str, str] = {}
 
     def list_files(self, prefix: str = "") -> list[str]:
         base = self.root / prefix if prefix else self.root
@@ -76,8 +89,17 @@ class DirStorage(Storage):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for f in filenames:
                 if not f.startswith(".") and is_image_name(f):
-                    out.append(Path(dirpath, f).relative_to(self.root).as_posix())
+                    path = Path(dirpath, f)
+                    rel = path.relative_to(self.root).as_posix()
+                    if path.is_symlink() and not path.exists():
+                        self._skipped[rel] = f"broken symbolic link (points to '{os.readlink(path)}', which does not exist)"
+                        continue
+                    out.append(rel)
         return sorted(out)
+
+    def skipped_files(self, prefix: str = "") -> dict[str, str]:
+        pre = (prefix.rstrip("/") + "/") if prefix and prefix != "." else ""
+        return {k: v for k, v in sorted(self._skipped.items()) if k.startswith(pre)}
 
     def read_bytes(self, rel: str) -> bytes:
         p = self.root / rel
@@ -106,23 +128,13 @@ class DirStorage(Storage):
             return header_size(self.read_bytes(rel), str(p))  # header larger than 64 KiB (big EXIF)
 
 
-class PackStorage(Storage):
-    """A packed dataset: LMDB or WebDataset tar shards with a JSON manifest."""
+class IndexedStorage(Storage):
+    """A storage whose files are the keys of an index (``self.files``: relative path -> entry)."""
 
-    def __init__(self, root: Path, manifest: dict[str, Any]) -> None:
-        self.root = root
-        self.format = manifest["format"]
-        self.files: dict[str, dict[str, Any]] = manifest["files"]
-        self._dirs = {str(Path(k).parent.as_posix()) for k in self.files}
-        self._dirs |= {p.as_posix() for k in self.files for p in Path(k).parents}
-        self._handles: dict[str, Any] = {}
-        self._pid = -1
+    files: dict[str, Any]
 
-    def __getstate__(self) -> dict[str, Any]:
-        st = dict(self.__dict__)
-        st["_handles"] = {}
-        st["_pid"] = -1
-        return st
+    def _index_dirs(self) -> None:
+        self._dirs = {p.as_posix() for k in self.files for p in Path(k).parents}
 
     def list_files(self, prefix: str = "") -> list[str]:
         if not prefix or prefix == ".":
@@ -135,6 +147,24 @@ class PackStorage(Storage):
 
     def is_dir(self, rel: str) -> bool:
         return rel in ("", ".") or rel.rstrip("/") in self._dirs
+
+
+class PackStorage(IndexedStorage):
+    """A packed dataset: LMDB or WebDataset tar shards with a JSON manifest."""
+
+    def __init__(self, root: Path, manifest: dict[str, Any]) -> None:
+        self.root = root
+        self.format = manifest["format"]
+        self.files: dict[str, dict[str, Any]] = manifest["files"]
+        self._index_dirs()
+        self._handles: dict[str, Any] = {}
+        self._pid = -1
+
+    def __getstate__(self) -> dict[str, Any]:
+        st = dict(self.__dict__)
+        st["_handles"] = {}
+        st["_pid"] = -1
+        return st
 
     def known_size(self, rel: str) -> tuple[int, int] | None:
         e = self.files.get(rel)
@@ -156,9 +186,7 @@ class PackStorage(Storage):
         if self.format == "lmdb":
             env = self._handles.get("lmdb")
             if env is None:
-                import lmdb
-
-                env = lmdb.open(str(self.root / "data.lmdb"), readonly=True, lock=False, readahead=False, meminit=False, max_readers=512)
+                env = open_lmdb(self.root / "data.lmdb")
                 self._handles["lmdb"] = env
             with env.begin(buffers=False) as txn:
                 data = txn.get(rel.encode("utf-8"))
@@ -177,6 +205,92 @@ class PackStorage(Storage):
                 raise ImageReadError(self.display(rel), f"shard '{shard}' is truncated")
             return data
         raise DataError(f"packed dataset '{self.root}' has an unknown format '{self.format}'")
+
+
+def open_lmdb(path: Path) -> Any:
+    """A read-only environment on the LMDB folder ``path`` (needs the ``lmdb`` package: ``restorekit[data]``)."""
+    try:
+        import lmdb
+    except ImportError as exc:
+        raise DataError(f"reading the LMDB '{path}' needs the 'lmdb' package: pip install 'restorekit[data]'") from exc
+    try:
+        return lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False, max_readers=512)
+    except lmdb.Error as exc:
+        raise DataError(f"cannot open the LMDB '{path}': {exc}") from exc
+
+
+#: the files that make a folder a BasicSR-style LMDB
+BASICSR_LMDB_FILES = ("data.mdb", "meta_info.txt")
+
+
+def parse_basicsr_meta(path: Path) -> dict[str, tuple[int, int] | None]:
+    """``{key: (h, w) or None}`` from a BasicSR ``meta_info.txt`` (``key.png (h,w,c) level`` lines;
+    the shape and level are optional, keys are written with or without ``.png``)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read the LMDB index '{path}': {exc}") from exc
+    out: dict[str, tuple[int, int] | None] = {}
+    for n, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        name, _, rest = line.partition(" ")
+        key = name[: -len(".png")] if name.lower().endswith(".png") else name
+        size: tuple[int, int] | None = None
+        shape = rest.strip().split(" ")[0] if rest.strip() else ""
+        if shape:
+            try:
+                dims = [int(v) for v in shape.strip("()").split(",")]
+            except ValueError:
+                raise DataError(f"{path}:{n}: expected 'key.png (h,w,c) level', got {line!r}") from None
+            if len(dims) < 2 or min(dims[:2]) < 1:
+                raise DataError(f"{path}:{n}: bad image shape {shape!r}")
+            size = (dims[0], dims[1])
+        if not key:
+            raise DataError(f"{path}:{n}: empty key")
+        out[key] = size
+    if not out:
+        raise DataError(f"the LMDB index '{path}' lists no images")
+    return out
+
+
+class BasicSRLmdbStorage(IndexedStorage):
+    """A BasicSR/NAFNet LMDB folder: key ``k`` is listed as the file ``k.png``; sizes from ``meta_info.txt``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.files: dict[str, tuple[int, int] | None] = {f"{k}.png": v for k, v in parse_basicsr_meta(root / "meta_info.txt").items()}
+        self._index_dirs()
+        self._env: Any = None
+        self._pid = -1
+
+    def __getstate__(self) -> dict[str, Any]:
+        st = dict(self.__dict__)
+        st["_env"], st["_pid"] = None, -1
+        return st
+
+    def known_size(self, rel: str) -> tuple[int, int] | None:
+        return self.files.get(rel)
+
+    def display(self, rel: str) -> str:
+        return f"{self.root}/{rel} (BasicSR LMDB key '{rel[:-4]}')"
+
+    def read_bytes(self, rel: str) -> bytes:
+        if rel not in self.files:
+            raise ImageReadError(self.display(rel), "not listed in meta_info.txt")
+        if self._env is None or self._pid != os.getpid():
+            self._env, self._pid = open_lmdb(self.root), os.getpid()
+        with self._env.begin(buffers=False) as txn:
+            data = txn.get(rel[:-4].encode("utf-8"))
+        if data is None:
+            raise ImageReadError(self.display(rel), "key missing from data.mdb")
+        return bytes(data)
+
+
+def is_basicsr_lmdb(folder: Path) -> bool:
+    """True for a folder holding ``data.mdb`` and ``meta_info.txt`` (and no restorekit manifest)."""
+    return all((folder / f).is_file() for f in BASICSR_LMDB_FILES) and not (folder / MANIFEST).is_file()
 
 
 _MANIFEST_CACHE: dict[str, PackStorage | None] = {}
@@ -211,22 +325,26 @@ class Location:
         return Location(self.storage, rel)
 
 
-def _enclosing_pack(folder: Path) -> PackStorage | None:
-    """The pack whose root is ``folder`` or one of its ancestors (cached per folder)."""
+def _enclosing_pack(folder: Path) -> Storage | None:
+    """The pack (or BasicSR LMDB) whose root is ``folder`` or one of its ancestors (cached per folder)."""
     key = str(folder)
     if key in _ENCLOSING:
         return _ENCLOSING[key]
-    st = None
+    st: Storage | None = None
     for anc in [folder, *folder.parents]:
         if (anc / MANIFEST).is_file():
             st = _pack_at(anc)
             if st is not None:
                 break
+        if is_basicsr_lmdb(anc):
+            st = _BASICSR.get(str(anc)) or _BASICSR.setdefault(str(anc), BasicSRLmdbStorage(anc))
+            break
     _ENCLOSING[key] = st
     return st
 
 
-_ENCLOSING: dict[str, PackStorage | None] = {}
+_ENCLOSING: dict[str, Storage | None] = {}
+_BASICSR: dict[str, BasicSRLmdbStorage] = {}
 _DIRS: dict[str, DirStorage] = {}
 
 
@@ -258,6 +376,7 @@ def clear_cache() -> None:
     _MANIFEST_CACHE.clear()
     _ENCLOSING.clear()
     _DIRS.clear()
+    _BASICSR.clear()
 
 
 def decode_uint(data: bytes, name: str, *, max_pixels: int | None = None, rows: int | None = None) -> np.ndarray:

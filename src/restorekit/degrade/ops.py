@@ -30,6 +30,7 @@ import numpy as np
 from pydantic import BeforeValidator, Field, field_validator
 
 from restorekit.config.base import StrictModel
+from restorekit.registry import Registry
 
 
 def _to_range(v: Any) -> Any:
@@ -612,7 +613,8 @@ class OneOf(Op):
         return out, {"chosen": op.name, **params}
 
 
-#: every operation class, in documentation order
+#: every operation class, in documentation order: the ONE list both the config union
+#: (:data:`OpConfig`, discriminated on ``name``) and the name registry (:data:`OPS`) are built from
 _OP_CLASSES: tuple[type["Op"], ...] = (
     GaussianNoise,
     PoissonGaussianNoise,
@@ -633,9 +635,16 @@ _OP_CLASSES: tuple[type["Op"], ...] = (
 
 OpConfig = Annotated[Union[_OP_CLASSES], Field(discriminator="name")]
 
-
-
 OneOf.model_rebuild()
 
-#: every operation class by its ``name``
-OPS: dict[str, type[Op]] = {c.model_fields["name"].default: c for c in _OP_CLASSES}
+
+def op_name(cls: type[Op]) -> str:
+    """The ``name`` literal an operation class is selected by in configs."""
+    return str(cls.model_fields["name"].default)
+
+
+#: every operation class by its ``name`` (``OPS["jpeg"]``, ``"jpeg" in OPS``, ``sorted(OPS)``)
+OPS: Registry[type[Op]] = Registry("degradation op")
+for _cls in _OP_CLASSES:
+    OPS.register(op_name(_cls), _cls)
+del _cls

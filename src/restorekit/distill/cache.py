@@ -29,6 +29,7 @@ import numpy as np
 
 from restorekit.distill.fingerprint import changed_parts
 from restorekit.errors import DataError
+from restorekit.io.image import is_image_name
 from restorekit.utils.atomic import atomic_path, atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -221,9 +222,6 @@ def precompute_teacher(
     return result
 
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
-
-
 def list_images(folder: str | Path) -> list[tuple[str, Path]]:
     """``(relative posix name, path)`` of every image under ``folder`` (recursive, sorted, hidden files skipped)."""
     root = Path(folder)
@@ -232,7 +230,7 @@ def list_images(folder: str | Path) -> list[tuple[str, Path]]:
     out = []
     for p in sorted(root.rglob("*")):
         rel = p.relative_to(root)
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not any(s.startswith(".") for s in rel.parts):
+        if p.is_file() and is_image_name(p.name) and not any(s.startswith(".") for s in rel.parts):
             out.append((rel.as_posix(), p))
     return out
 

@@ -128,12 +128,9 @@ def _items_listing(ds: Any, mode: str) -> str:
                 sig = "bundled"
             refs.append([role, disp, sig])
         rows.append([it.name, refs])
-    try:
-        import skimage
+    import skimage
 
-        rows.append(["skimage", skimage.__version__])
-    except ImportError:  # pragma: no cover
-        pass
+    rows.append(["skimage", skimage.__version__])
     return sha256_text(canonical_json(rows))
 
 

@@ -222,6 +222,8 @@ def run_document_demo(
     if minutes > 10:
         raise ConfigError(f"--minutes {minutes}: the document demo is designed for at most 10 minutes")
     check_tesseract(["eng", "san"])
+    import restorekit.evaluation  # noqa: F401  (imported before training: a broken install fails here, not after it)
+
     t_start = time.time()
     out = Path(out)
     cfg = document_demo_config(overrides, config_path)
@@ -308,7 +310,7 @@ def _n_params(path: Path) -> int:
 
 
 def summarize(ev: dict[str, Any]) -> dict[str, Any]:
-    """PSNR/SSIM of input and output, the OCR means and per-page rows from an :func:`evaluate_with_ocr` result."""
+    """PSNR/SSIM of input and output, the OCR means and per-page rows (``per_page``) from an :func:`evaluate_with_ocr` result."""
     methods = ev["methods"]
     prim = ev["primary"]
     return {
@@ -317,7 +319,7 @@ def summarize(ev: dict[str, Any]) -> dict[str, Any]:
         "output": {m: float(methods[prim]["mean"][m]) for m in ("psnr", "ssim")},
         "gain_db": float(methods[prim]["mean"]["psnr"] - methods["input"]["mean"]["psnr"]),
         "ocr": ev["ocr"],
-        "pages": ev["ocr_pages"],
+        "per_page": ev["ocr_pages"],
     }
 
 

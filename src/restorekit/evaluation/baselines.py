@@ -14,8 +14,8 @@ with its parameters estimated from the degraded image alone (never from the grou
 - ``nlm_wiener``: denoise-then-deconvolve for blur + noise: ``nlm`` first, then Wiener deconvolution
   with the Gaussian PSF estimated on the denoised image and a balance from the noise left after NLM.
 
-``BASELINES`` maps names to functions (the table the evaluation runner reads); the same entries
-are registered in :data:`BASELINE_REGISTRY` (:class:`restorekit.registry.Registry`).
+``BASELINES`` (a :class:`restorekit.registry.Registry`) maps names to functions; each is added with
+:func:`register_baseline` naming the degradation groups it suits (:data:`BASELINE_GROUPS`).
 
 These are honest, untuned-per-image baselines (parameters calibrated once on scikit-image photos).
 """
@@ -177,26 +177,50 @@ def identity(img: np.ndarray) -> np.ndarray:
     return np.asarray(img, dtype=np.float32)
 
 
-BASELINES: dict[str, Baseline] = {
-    "nlm": nlm,
-    "bilateral": bilateral,
-    "wiener": wiener,
-    "richardson_lucy": richardson_lucy,
-    "unsharp": unsharp,
-    "nlm_wiener": nlm_wiener,
-}
-#: the same baselines in restorekit's generic registry
-BASELINE_REGISTRY: Registry[Baseline] = Registry("baseline")
-for _name, _fn in BASELINES.items():
-    BASELINE_REGISTRY.register(_name, _fn)
-#: which baselines suit which degradation (``blur+noise``: everything that fits a blurred, noisy input)
-BASELINE_GROUPS: dict[str, list[str]] = {
-    "all": ["nlm", "bilateral", "wiener", "richardson_lucy", "unsharp", "nlm_wiener"],
-    "noise": ["nlm", "bilateral"],
-    "blur": ["wiener", "richardson_lucy", "unsharp"],
-    "blur+noise": ["nlm", "bilateral", "wiener", "richardson_lucy", "unsharp", "nlm_wiener"],
-    "none": [],
-}
+#: every baseline by name (the table the evaluation runner reads: ``BASELINES[name](img)``)
+BASELINES: Registry[Baseline] = Registry("baseline")
+#: the same registry under its older name
+BASELINE_REGISTRY = BASELINES
+#: which baselines suit which degradation, filled by :func:`register_baseline` (``blur+noise``:
+#: everything that fits a blurred, noisy input; ``all``: every baseline; ``none``: no baseline)
+BASELINE_GROUPS: Registry[list[str]] = Registry("baseline group")
+for _group in ("all", "noise", "blur", "blur+noise", "none"):
+    BASELINE_GROUPS.register(_group, [])
+
+#: the degradation groups a baseline may declare (``all`` is implied)
+DEGRADATION_GROUPS = ("noise", "blur", "blur+noise")
+#: the degradation(s) each baseline was designed for, as declared to :func:`register_baseline`
+BASELINE_DEGRADATIONS: Registry[tuple[str, ...]] = Registry("baseline degradation")
+
+
+def register_baseline(name: str, fn: Baseline, groups: tuple[str, ...]) -> Baseline:
+    """Register ``fn`` as baseline ``name``, member of ``groups`` (a subset of :data:`DEGRADATION_GROUPS`)
+    and of ``all``; every ``noise`` or ``blur`` baseline also suits ``blur+noise``."""
+    bad = [g for g in groups if g not in DEGRADATION_GROUPS]
+    if bad or not groups:
+        raise ConfigError(f"baseline {name!r}: groups must be among {DEGRADATION_GROUPS}, got {list(groups)}")
+    BASELINES.register(name, fn)
+    BASELINE_DEGRADATIONS.register(name, tuple(groups))
+    members = {"all", *groups}
+    if "noise" in groups or "blur" in groups:
+        members.add("blur+noise")
+    for g in ("all", *DEGRADATION_GROUPS):
+        if g in members and name not in BASELINE_GROUPS[g]:
+            BASELINE_GROUPS[g].append(name)
+    return fn
+
+
+register_baseline("nlm", nlm, ("noise",))
+register_baseline("bilateral", bilateral, ("noise",))
+register_baseline("wiener", wiener, ("blur",))
+register_baseline("richardson_lucy", richardson_lucy, ("blur",))
+register_baseline("unsharp", unsharp, ("blur",))
+register_baseline("nlm_wiener", nlm_wiener, ("blur+noise",))
+
+
+def baseline_groups_of(name: str) -> list[str]:
+    """The degradation(s) baseline ``name`` was registered for (``noise``/``blur``/``blur+noise``)."""
+    return list(BASELINE_DEGRADATIONS[name])
 
 
 def resolve_baselines(spec: str | list[str] | None) -> list[str]:
@@ -209,10 +233,10 @@ def resolve_baselines(spec: str | list[str] | None) -> list[str]:
         name = raw.strip()
         if not name or name == "input":
             continue
-        names = BASELINE_GROUPS.get(name)
+        names = BASELINE_GROUPS.get(name, None)
         if names is None:
             if name not in BASELINES:
-                known = sorted(BASELINES) + sorted(BASELINE_GROUPS)
+                known = BASELINES.names() + BASELINE_GROUPS.names()
                 raise ConfigError(f"--baselines: unknown baseline {name!r} (known: {', '.join(known)})")
             names = [name]
         for n in names:

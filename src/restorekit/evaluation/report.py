@@ -11,13 +11,13 @@ from __future__ import annotations
 import csv
 import io
 import math
-import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from restorekit.utils.atomic import atomic_write_json, atomic_write_text
+from restorekit.utils.names import safe_filename
 
 
 def _clean(obj: Any) -> Any:
@@ -160,7 +160,7 @@ def comparison_strip(item: dict[str, Any], primary: str, max_side: int = 384) ->
 
 
 def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:80] or "image"
+    return safe_filename(name, max_len=80)
 
 
 def write_report(result: dict[str, Any], path: str | Path, extremes: dict[str, dict[str, Any]] | None = None) -> dict[str, Path]:

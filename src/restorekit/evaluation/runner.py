@@ -177,12 +177,9 @@ def evaluate_samples(
     names_seen: list[str] = []
     it: Iterator[EvalSample] = iter(samples)
     if progress:
-        try:
-            from tqdm import tqdm
+        from tqdm import tqdm
 
-            it = iter(tqdm(it, total=total, desc="eval", unit="img"))
-        except ImportError:  # pragma: no cover
-            pass
+        it = iter(tqdm(it, total=total, desc="eval", unit="img"))
 
     for sample in it:
         outputs: dict[str, np.ndarray] = {}

@@ -186,16 +186,13 @@ def _chw_to_hwc(t: Any) -> np.ndarray:
 
 
 def _scalar(v: Any) -> Any:
-    try:
-        import torch
+    import torch
 
-        if isinstance(v, torch.Tensor):
-            v = v.detach().cpu()
-            if v.numel() != 1:
-                return None
-            v = v.item()
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(v, torch.Tensor):
+        v = v.detach().cpu()
+        if v.numel() != 1:
+            return None
+        v = v.item()
     if isinstance(v, np.generic):
         v = v.item()
     if isinstance(v, (str, bool, int)):

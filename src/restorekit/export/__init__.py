@@ -49,6 +49,8 @@ def verify_inputs(model: nn.Module, batch: int = 2, seed: int = 1) -> tuple[torc
     h = max(48, 3 * m)
     h = ((h + m - 1) // m) * m
     w = h + m if m >= 16 else h + 16
+    if info.caps.native_size:  # a native-size model only runs at its size: verify there (batch still differs)
+        h = w = int(info.caps.native_size)
     args = example_inputs(info, h, batch=batch, seed=seed)
     if info.inputs == ["input"]:
         g = torch.Generator().manual_seed(seed)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from restorekit.errors import ConfigError, RestoreKitError
+from restorekit.io.image import IMAGE_EXTENSIONS, is_image_name
 
 #: scikit-image photos used for calibration when no folder is given
 CALIBRATION_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "motorcycle_left")
@@ -33,7 +34,6 @@ CALIBRATION_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistoch
 VERIFY_PHOTOS = ("hubble_deep_field", "motorcycle_right", "retina")
 #: operators given int8 weights/activations; normalisations, gates and resizes stay fp32 between QDQ pairs
 QUANTIZED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 
 class QuantizeError(RestoreKitError):
@@ -81,9 +81,9 @@ def calibration_images(source: str | Path | None = None, limit: int = 32) -> lis
     folder = Path(source)
     if not folder.is_dir():
         raise ConfigError(f"--calibration '{folder}': not a folder of images")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+    files = sorted(p for p in folder.iterdir() if is_image_name(p.name))[:limit]
     if not files:
-        raise ConfigError(f"--calibration '{folder}': no image files ({', '.join(IMAGE_SUFFIXES)})")
+        raise ConfigError(f"--calibration '{folder}': no image files ({', '.join(IMAGE_EXTENSIONS)})")
     out = []
     for p in files:
         arr = np.asarray(read_image(p), dtype=np.float32)  # (H, W, 3) RGB [0, 1]; ImageReadError names the file

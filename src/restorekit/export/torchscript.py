@@ -24,7 +24,7 @@ def trace_module(model: nn.Module, info: ModelInfo | None = None, example_size: 
     """``torch.jit.trace`` of a CPU eval copy of ``model`` on deterministic example inputs."""
     info = info or model_info(model)
     m = copy.deepcopy(model).to("cpu").eval()
-    size = example_size or max(64, 4 * info.size_multiple)
+    size = example_size or info.caps.native_size or max(64, 4 * info.size_multiple)
     step = info.size_multiple * (2 if info.inputs != ["input"] else 1)
     size = ((size + step - 1) // step) * step
     with warnings.catch_warnings():

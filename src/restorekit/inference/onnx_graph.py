@@ -60,7 +60,8 @@ def onnx_bytes(model: nn.Module, info: ModelInfo | None = None, *, example_size:
 
     info = info or model_info(model)
     m = copy.deepcopy(model).to("cpu").eval()
-    size = example_size or max(64, 4 * info.size_multiple)
+    # models with a native size only ever run at it: trace there (their resize branch is then the identity)
+    size = example_size or info.caps.native_size or max(64, 4 * info.size_multiple)
     size = ((size + info.size_multiple - 1) // info.size_multiple) * info.size_multiple
     if "rggb" in info.inputs:
         size = ((size + 2 * info.size_multiple - 1) // (2 * info.size_multiple)) * (2 * info.size_multiple)

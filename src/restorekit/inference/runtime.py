@@ -350,7 +350,9 @@ def onnx_runtime_for(model: nn.Module, device: torch.device, verify: bool = True
         rt.source_module = model
         if verify and info.inputs == ["input"]:
             m = info.size_multiple
-            x = torch.rand(1, 3, 3 * m if 3 * m >= 32 else 48, 5 * m if 5 * m >= 32 else 80, generator=torch.Generator().manual_seed(0))
+            n = info.caps.native_size
+            hw = (n, n) if n else (3 * m if 3 * m >= 32 else 48, 5 * m if 5 * m >= 32 else 80)
+            x = torch.rand(1, 3, *hw, generator=torch.Generator().manual_seed(0))
             with torch.inference_mode():
                 ref = TorchRuntime(model, torch.device("cpu"), channels_last=False)(x)
             diff = float((rt(x) - ref).abs().max())

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from restorekit.errors import DataError
+from restorekit.errors import ConfigError, DataError
 from restorekit.io.image import IMAGE_EXTENSIONS
 
 CSV_FIELDS = ["name", "m00", "m01", "m02", "m10", "m11", "m12", "cc", "gain", "psnr_before", "psnr_after", "status", "reason"]
@@ -111,6 +111,29 @@ def apply_warp(img: np.ndarray, warp: np.ndarray, size: tuple[int, int]) -> tupl
     return out.reshape((h, w) + img.shape[2:]), valid > 0.999
 
 
+def check_align_settings(
+    *,
+    n_features: int = 2000,
+    n_matches: int = 50,
+    ecc_iterations: int = 200,
+    ecc_eps: float = 1e-5,
+    min_cc: float | None = None,
+    quality: int = 95,
+) -> None:
+    """Raise :class:`ConfigError` naming the ``restorekit data align`` flag of a setting that cannot work."""
+    checks = [
+        (n_features >= 3, "--features", f"ORB features must be at least 3, got {n_features}"),
+        (n_matches >= 3, "--matches", f"matches kept for RANSAC must be at least 3, got {n_matches}"),
+        (ecc_iterations >= 1, "--iterations", f"ECC iterations must be at least 1, got {ecc_iterations}"),
+        (math.isfinite(ecc_eps) and ecc_eps > 0, "--eps", f"ECC epsilon must be a positive number, got {ecc_eps}"),
+        (min_cc is None or (math.isfinite(min_cc) and -1.0 <= min_cc <= 1.0), "--min-cc", f"must lie in [-1, 1], got {min_cc}"),
+        (1 <= quality <= 100, "--quality", f"JPEG quality must lie in 1..100, got {quality}"),
+    ]
+    for ok, flag, msg in checks:
+        if not ok:
+            raise ConfigError(f"{flag}: {msg}")
+
+
 def align_pair(
     noisy: np.ndarray,
     gt: np.ndarray,
@@ -132,6 +155,7 @@ def align_pair(
     """
     import cv2
 
+    check_align_settings(n_features=n_features, n_matches=n_matches, ecc_iterations=ecc_iterations, ecc_eps=ecc_eps, min_cc=min_cc)
     if noisy.shape[:2] != gt.shape[:2]:
         raise DataError(f"alignment needs images of the same size, got {noisy.shape[:2]} and {gt.shape[:2]}")
     h, w = noisy.shape[:2]
@@ -233,6 +257,8 @@ def align_folder(
     from restorekit.io import write_image
     from restorekit.utils.atomic import atomic_write_text
 
+    known = {"n_features", "n_matches", "ecc_iterations", "ecc_eps"}
+    check_align_settings(min_cc=min_cc, quality=quality, **{k: v for k, v in kwargs.items() if k in known})
     noisy_dir, gt_dir, out_dir = Path(noisy_dir), Path(gt_dir), Path(out_dir)
     pairs, missing = pair_by_name(noisy_dir, gt_dir)
     if not pairs:

@@ -190,3 +190,94 @@ def render_srgb(camera_rgb: np.ndarray, wb: np.ndarray, cam_to_srgb: np.ndarray,
     x = x @ np.asarray(cam_to_srgb, np.float32).T
     x = np.clip(x, 0.0, 1.0)
     return srgb_encode(x) if encode else x.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------- colour spaces
+#: XYZ (D65) -> linear Rec. 2020 (ITU-R BT.2020 primaries), the seed project's ``lin_rec2020`` matrix
+XYZ_TO_LIN_REC2020 = np.array(
+    [[1.71666343, -0.35567332, -0.25336809], [-0.66667384, 1.61645574, 0.0157683], [0.01764248, -0.04277698, 0.94224328]],
+    dtype=np.float64,
+)
+#: raw colour spaces a model can work in: "camera" (camera-linear RGB, no matrix) or "lin_rec2020"
+COLOR_SPACES = ("camera", "lin_rec2020")
+
+
+def camera_to_space_matrix(xyz_to_cam: np.ndarray, space: str = "lin_rec2020") -> np.ndarray:
+    """3x3 matrix camera RGB -> ``space`` from the camera's XYZ -> camera matrix (rawpy's ``rgb_xyz_matrix[:3]``).
+
+    ``lin_rec2020``: ``XYZ_TO_LIN_REC2020 @ inv(xyz_to_cam)`` exactly as the seed's
+    RawHandler builds it (no white balance, no row normalisation); ``camera``: identity.
+    Raises DataError for an unknown space or a singular / non-finite matrix.
+    """
+    if space == "camera":
+        return np.eye(3, dtype=np.float64)
+    if space != "lin_rec2020":
+        raise DataError(f"unknown raw colour space '{space}'; choose one of {', '.join(COLOR_SPACES)}")
+    m = np.asarray(xyz_to_cam, np.float64)[:3, :3]
+    if m.shape != (3, 3) or not np.isfinite(m).all() or abs(float(np.linalg.det(m))) < 1e-12:
+        raise DataError(f"the camera's XYZ -> camera colour matrix is missing or singular ({m.tolist()}); "
+                        "use color_space 'camera'")
+    return XYZ_TO_LIN_REC2020 @ np.linalg.inv(m)
+
+
+def rggb_colour_matrix(transform: np.ndarray) -> np.ndarray:
+    """The 4x4 matrix applying a 3x3 RGB ``transform`` to packed (R, G1, G2, B) quads.
+
+    Each green site keeps its own green (``G1' = t10 R + t11 G1 + t12 B``) and the
+    red/blue rows take the mean of both greens, as the seed's ``transform_colorspace_to_rggb``.
+    """
+    t = np.asarray(transform, np.float64)
+    return np.array(
+        [
+            [t[0, 0], t[0, 1] / 2, t[0, 1] / 2, t[0, 2]],
+            [t[1, 0], t[1, 1], 0.0, t[1, 2]],
+            [t[1, 0], 0.0, t[1, 1], t[1, 2]],
+            [t[2, 0], t[2, 1] / 2, t[2, 1] / 2, t[2, 2]],
+        ],
+        dtype=np.float64,
+    )
+
+
+def mosaic_to_space(mosaic: np.ndarray, transform: np.ndarray, *, clip: bool = True) -> np.ndarray:
+    """Apply a camera -> colour-space 3x3 ``transform`` to an ``(H, W)`` RGGB mosaic (per 2x2 quad).
+
+    Returns an ``(H, W)`` float32 RGGB mosaic in the target space (clipped to [0, 1]
+    by default, like the seed's ``apply_colorspace_transform(clip=True)``).
+    """
+    packed = pack_rggb(np.ascontiguousarray(mosaic, np.float32)).astype(np.float64)
+    m4 = rggb_colour_matrix(transform)
+    out = np.einsum("ij,jhw->ihw", m4, packed)
+    if clip:
+        out = np.clip(out, 0.0, 1.0)
+    return unpack_rggb(out.astype(np.float32))
+
+
+def rgb_to_space(rgb: np.ndarray, transform: np.ndarray) -> np.ndarray:
+    """Apply a 3x3 colour ``transform`` to an ``(H, W, 3)`` image -> ``(H, W, 3)`` float32 (not clipped).
+
+    With ``np.linalg.inv(transform)`` this maps a result back to camera RGB.
+    """
+    return (np.asarray(rgb, np.float64) @ np.asarray(transform, np.float64).T).astype(np.float32)
+
+
+def xyz_to_cam_matrix(raw: Any) -> np.ndarray:
+    """The XYZ -> camera 3x3 matrix of a :class:`~restorekit.raw.io.RawImage`.
+
+    LibRaw's ``rgb_xyz_matrix`` (the camera's Adobe coefficients, what the seed's
+    RawHandler inverts) when the file has one; otherwise (DNGs, whose ColorMatrix
+    LibRaw folds into ``color_matrix``) ``inv(sRGB->XYZ @ cam_to_srgb)``.
+    """
+    m = raw.extra.get("rgb_xyz_matrix") if getattr(raw, "extra", None) else None
+    if m is None and getattr(raw, "path", ""):
+        try:
+            import rawpy
+
+            with rawpy.imread(str(raw.path)) as r:
+                m = np.array(r.rgb_xyz_matrix, np.float64)[:3, :3]
+        except Exception:  # noqa: BLE001 - any LibRaw failure: fall back to the colour matrix
+            m = None
+    if m is None or not np.isfinite(m).all() or np.abs(m).sum() == 0:
+        from restorekit.raw.io import SRGB_TO_XYZ
+
+        m = np.linalg.inv(SRGB_TO_XYZ @ np.asarray(raw.cam_to_srgb, np.float64))
+    return np.asarray(m, np.float64)

@@ -36,12 +36,19 @@ def register_data_commands(subparsers: "argparse._SubParsersAction") -> None:
     s = subparsers.add_parser(
         "synth-raw",
         help="write synthetic RawNIND-style DNG scenes from scikit-image photos (for demos and tests)",
+        description=(
+            "Unprocess scikit-image photos into linear raw Bayer scenes and write one DNG per ISO per scene "
+            "(OUT/<scene>/<scene>_ISO<iso>.dng), with calibrated shot/read noise growing with the ISO; the lowest "
+            "ISO is the ground truth. The result is a RawNIND-style folder for 'restorekit data pack --raw' and raw training."
+        ),
     )
-    s.add_argument("--out", required=True, metavar="DIR")
-    s.add_argument("--isos", default="100,800,1600,3200,6400", help="comma-separated ISOs; the lowest is the ground truth")
+    s.add_argument("--out", required=True, metavar="DIR", help="output folder (one subfolder per scene)")
+    s.add_argument("--isos", default="100,800,1600,3200,6400",
+                   help="comma-separated ISOs; the lowest is the ground truth (default 100,800,1600,3200,6400)")
     s.add_argument("--size", type=int, default=256, help="centre crop side of each photo (default 256)")
-    s.add_argument("--photos", default="astronaut,coffee,chelsea,rocket", help="scikit-image photo names")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--photos", default="astronaut,coffee,chelsea,rocket",
+                   help="comma-separated scikit-image photo names (default astronaut,coffee,chelsea,rocket)")
+    s.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     s.set_defaults(func=_run_synth)
 
 
@@ -57,7 +64,7 @@ def _run_align(args: argparse.Namespace) -> int:
         if r["status"] != "ok":
             print(f"{r['status']}: {r['name']}: {r['reason']}", file=sys.stderr)
     print(f"aligned {len(ok)} of {len(rows)} pairs -> {args.out}/aligned, {args.out}/alignment.csv", file=sys.stderr)
-    return 0 if ok else 1
+    return 0 if rows and len(ok) == len(rows) else 1
 
 
 def _run_synth(args: argparse.Namespace) -> int:

@@ -2,9 +2,12 @@
 
 ``root`` is either a folder of raw files (RawNIND-style: flat names
 ``<scene>_ISO<iso>_<rest>.<ext>`` where the lowest ISO of a scene is the ground
-truth, or ``<scene>/`` folders with their ground truth in ``<scene>/gt/``) or a
+truth, or ``<scene>/`` folders with their ground truth in ``<scene>/gt/``), a
 packed JPEG proxy written by ``restorekit data pack --raw`` (recognised by its
-``pack.json``).
+``pack.json``), or the Raw Restorer seed's small JPEG dataset (``format: seed``,
+recognised by its ``align_data.csv``: ``<noisy>_bayer.jpg`` mosaics,
+``<noisy>.jpg`` / ``<gt>.jpg`` images, gamma 1/2.2, lin_rec2020, and the CSV's
+``cc``, warp matrix ``m00..m12`` and ``iso``).
 """
 
 from __future__ import annotations
@@ -23,8 +26,13 @@ class RawDataConfig(StrictModel):
     root: str
     #: a second source used as the validation set; None = seeded split of ``root`` by scene
     val_root: str | None = None
-    #: "auto" detects a packed proxy (pack.json) or raw files; "raw" / "packed" force one
-    format: Literal["auto", "raw", "packed"] = "auto"
+    #: "auto" detects a packed proxy (pack.json), the seed's JPEG set (``csv``) or raw files; the others force one
+    format: Literal["auto", "raw", "packed", "seed"] = "auto"
+    #: ``format: seed``: the alignment CSV under ``root`` (the seed's config key ``align_csv``)
+    csv: str = "align_data.csv"
+    #: colour space of the samples: "camera" (camera-linear) or "lin_rec2020" (the seed's, via the file's
+    #: XYZ->camera matrix). The seed's JPEGs are already lin_rec2020 and are used as stored.
+    color_space: Literal["camera", "lin_rec2020"] = "camera"
     #: raw-file layout: "flat" (`..._ISO<iso>_...` names), "gt_folder" (`<scene>/gt/`), "auto"
     layout: Literal["auto", "flat", "gt_folder"] = "auto"
     batch_size: int = Field(2, ge=1)
@@ -56,6 +64,13 @@ class RawDataConfig(StrictModel):
     cache: bool = False
     #: use at most this many noisy frames (sorted order, before the split)
     limit: int | None = Field(None, ge=1)
+
+    @field_validator("csv")
+    @classmethod
+    def _csv_name(cls, v: str) -> str:
+        if not v.strip() or not v.lower().endswith(".csv"):
+            raise ValueError(f"must name a .csv file under root, got {v!r}")
+        return v
 
     @field_validator("patch_size", "val_patch")
     @classmethod

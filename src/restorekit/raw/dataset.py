@@ -15,7 +15,17 @@ Sources:
   names, the lowest ISO of each scene being its ground truth; or ``<scene>/``
   folders holding the noisy frames with the ground truth in ``<scene>/gt/``;
 * a packed proxy (``pack.json`` + ``metadata.csv`` + ``noisy/ mosaic/ gt/`` JPEGs,
-  gamma 1/2.2 encoded, see :mod:`restorekit.raw.pack`); its own split column is used.
+  gamma 1/2.2 encoded, see :mod:`restorekit.raw.pack`); its own split column is used;
+* the Raw Restorer seed's small dataset (:func:`read_seed_index`, ``format: seed``): one
+  folder with ``align_data.csv`` (pandas index column, ``cc``, ``noisy_image``,
+  ``gt_image``, ``m00..m12`` warp matrix, ``iso``, ...), per noisy frame
+  ``<noisy_image>_bayer.jpg`` (single-channel mosaic) and ``<noisy_image>.jpg``
+  (its demosaic), per scene ``<gt_image>.jpg``; all 8-bit, gamma 1/2.2, in
+  lin_rec2020. As the seed's ``SmallRawDataset``: the ground truth is warped onto
+  the noisy frame with the CSV's matrix (``cv2.warpAffine``, Lanczos, inverse map,
+  reflected border), both are decoded with ``x ** 2.2``, the residual is the
+  demosaic of the mosaic (``demosaic: malvar`` is the seed's), and the ground truth
+  is scaled to the residual's mean. Seeded 80/20 split by scene (``val_fraction``).
 
 Crops are Bayer-safe (even offsets); flips are done on a window two pixels
 larger, flipped, then cut at offset 1 so the flipped mosaic is again RGGB.
@@ -51,6 +61,10 @@ class RawPair:
     packed: bool = False
     split: str = ""
     cc: float | None = None
+    #: the seed layout's 2x3 warp matrix (m00, m01, m02, m10, m11, m12): ground truth -> noisy frame
+    warp: tuple[float, ...] | None = None
+    #: a pair of the seed's JPEG dataset (``read_seed_index``)
+    seed: bool = False
 
 
 # --------------------------------------------------------------------------------------- discovery
@@ -165,18 +179,110 @@ def read_packed_index(root: str | Path) -> tuple[list[RawPair], dict[str, Any]]:
     return pairs, info
 
 
+SEED_WARP_COLUMNS = ("m00", "m01", "m02", "m10", "m11", "m12")
+
+
+def is_seed_layout(root: str | Path, csv_name: str = "align_data.csv") -> bool:
+    """True when ``root`` holds the seed's alignment CSV (``csv_name``) with its ``noisy_image`` column."""
+    path = Path(root) / csv_name
+    if not path.is_file():
+        return False
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            header = next(csv.reader(fh), [])
+    except (OSError, UnicodeDecodeError):
+        return False
+    return "noisy_image" in header and "gt_image" in header
+
+
+def read_seed_index(root: str | Path, csv_name: str = "align_data.csv") -> list[RawPair]:
+    """The pairs of the Raw Restorer seed's JPEG dataset (see the module docstring), in CSV order.
+
+    Raises DataError naming the CSV and row for a missing column or a bad value, and
+    naming the file when a listed JPEG is missing.
+    """
+    root = Path(root)
+    path = root / csv_name
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"seed raw dataset CSV '{path}' is unreadable ({exc})") from exc
+    pairs = []
+    for i, row in enumerate(rows):
+        try:
+            noisy, gt = row["noisy_image"], row["gt_image"]
+            iso_v = float(row["iso"]) if row.get("iso") not in (None, "") else None
+            iso = int(round(iso_v)) if iso_v else (iso_from_name(noisy) or 0)
+            if iso <= 0:
+                raise ValueError(f"no ISO for '{noisy}' (column iso and the file name)")
+            cc = float(row["cc"]) if row.get("cc") not in (None, "", "nan") else None
+            warp = tuple(float(row[c]) for c in SEED_WARP_COLUMNS) if all(row.get(c) not in (None, "") for c in SEED_WARP_COLUMNS) else None
+        except (KeyError, ValueError) as exc:
+            raise DataError(f"'{path}' row {i + 2}: bad or missing column ({exc})") from exc
+        m = _ISO_RE.match(noisy)
+        scene = m.group("scene") if m else Path(gt).stem
+        pair = RawPair(name=noisy, scene=scene, iso=iso, noisy=root / f"{noisy}.jpg", gt=root / f"{gt}.jpg",
+                       mosaic=root / f"{noisy}_bayer.jpg", cc=cc, warp=warp, seed=True)
+        for f in (pair.mosaic, pair.gt):
+            if not f.is_file():  # type: ignore[union-attr]
+                raise DataError(f"'{path}' row {i + 2}: '{f}' does not exist")
+        pairs.append(pair)
+    if not pairs:
+        raise DataError(f"seed raw dataset CSV '{path}' lists no pairs")
+    return pairs
+
+
+def warp_to_noisy(gt: np.ndarray, warp: Sequence[float]) -> np.ndarray:
+    """Warp an ``(H, W, 3)`` ground truth onto its noisy frame with a 2x3 matrix (the seed's ``apply_alignment``)."""
+    import cv2
+
+    m = np.asarray(warp, np.float32).reshape(2, 3)
+    h, w = gt.shape[:2]
+    return cv2.warpAffine(gt.astype(np.float32), m, (w, h), flags=cv2.INTER_LANCZOS4 + cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REFLECT)
+
+
+def _load_seed_pair(pair: RawPair, demosaic: str, match_exposure: bool, gamma: float) -> dict[str, Any]:
+    from restorekit.io import read_image
+    from restorekit.raw.bayer import demosaic as demosaic_fn
+    from restorekit.raw.bayer import gamma_decode
+
+    assert pair.mosaic is not None
+    mosaic = read_image(pair.mosaic)[..., 0]
+    gt = read_image(pair.gt)
+    h, w = mosaic.shape
+    if gt.shape[:2] != (h, w) or h % 2 or w % 2:
+        raise DataError(f"seed sample '{pair.name}': mosaic '{pair.mosaic}' is {w}x{h}, ground truth '{pair.gt}' is "
+                        f"{gt.shape[1]}x{gt.shape[0]}; they must be equal and even")
+    if pair.warp is not None:
+        gt = warp_to_noisy(gt, pair.warp)
+    mosaic = gamma_decode(mosaic, gamma)
+    target = gamma_decode(gt, gamma)
+    residual = np.clip(demosaic_fn(mosaic, demosaic), 0, 1).astype(np.float32)
+    if match_exposure:
+        mt = float(target.mean())
+        if mt > 1e-8:
+            target = np.clip(target * (float(residual.mean()) / mt), 0, 1).astype(np.float32)
+    return {"mosaic": mosaic, "residual": residual, "target": target, "cc": pair.cc}
+
+
 # ------------------------------------------------------------------------------------------ loading
 def load_raw_pair(pair: RawPair, *, demosaic: str = "bilinear", match_exposure: bool = True, align: bool = False,
-                  min_cc: float | None = None, gamma: float = 2.2) -> dict[str, Any]:
+                  min_cc: float | None = None, gamma: float = 2.2, color_space: str = "camera") -> dict[str, Any]:
     """Decode a pair into full-resolution arrays.
 
     Returns ``{"mosaic": (H, W), "residual": (H, W, 3), "target": (H, W, 3), "cc": float|None}``,
-    all float32 camera-linear in [0, 1]. Packed pairs are decoded from their gamma-encoded JPEGs.
+    all float32 linear in [0, 1]: camera RGB, or ``color_space`` "lin_rec2020" (raw files are
+    converted per 2x2 quad before demosaicing). Packed pairs are decoded from their
+    gamma-encoded JPEGs; the seed's JPEG pairs (already lin_rec2020) as its ``SmallRawDataset``.
     """
     from restorekit.raw.bayer import demosaic as demosaic_fn
     from restorekit.raw.bayer import gamma_decode
 
     cc = pair.cc
+    if pair.seed:
+        return _load_seed_pair(pair, demosaic, match_exposure, gamma)
     if pair.packed:
         from restorekit.io import read_image
 
@@ -197,8 +303,14 @@ def load_raw_pair(pair: RawPair, *, demosaic: str = "bilinear", match_exposure: 
         raise DataError(f"raw pair '{pair.name}': noisy '{pair.noisy}' is {noisy.shape[1]}x{noisy.shape[0]} but "
                         f"ground truth '{pair.gt}' is {gt.shape[1]}x{gt.shape[0]}")
     mosaic = noisy.mosaic()
+    gt_mosaic = gt.mosaic()
+    if color_space != "camera":
+        from restorekit.raw.bayer import camera_to_space_matrix, mosaic_to_space, xyz_to_cam_matrix
+
+        t = camera_to_space_matrix(xyz_to_cam_matrix(noisy), color_space)
+        mosaic, gt_mosaic = mosaic_to_space(mosaic, t), mosaic_to_space(gt_mosaic, t)
     residual = np.clip(demosaic_fn(mosaic, demosaic), 0, 1)
-    target = np.clip(demosaic_fn(gt.mosaic(), demosaic), 0, 1)
+    target = np.clip(demosaic_fn(gt_mosaic, demosaic), 0, 1)
     if align:
         from restorekit.raw.align import align_pair
         from restorekit.raw.bayer import gamma_encode
@@ -279,7 +391,7 @@ class RawDenoiseDataset:
             return self._cache[i]
         cfg = self.cfg
         data = load_raw_pair(self.pairs[i], demosaic=cfg.demosaic, match_exposure=cfg.match_exposure and not self.pairs[i].packed,
-                             align=cfg.align, min_cc=cfg.min_cc)
+                             align=cfg.align, min_cc=cfg.min_cc, color_space=cfg.color_space)
         if cfg.cache:
             self._cache[i] = data
         return data
@@ -328,6 +440,10 @@ def _select(pairs: list[RawPair], cfg: RawDataConfig) -> list[RawPair]:
 
 def _source_pairs(root: str, cfg: RawDataConfig) -> tuple[list[RawPair], bool]:
     fmt = cfg.format
+    if fmt == "seed" or (fmt == "auto" and is_seed_layout(root, cfg.csv)):
+        if not (Path(root) / cfg.csv).is_file():
+            raise DataError(f"'{root}' is not the seed's raw dataset (no '{cfg.csv}'; set data.csv)")
+        return read_seed_index(root, cfg.csv), False
     if fmt == "packed" or (fmt == "auto" and is_packed(root)):
         if not is_packed(root):
             raise DataError(f"'{root}' is not a packed raw dataset (no pack.json / metadata.csv)")

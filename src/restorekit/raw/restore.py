@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from restorekit.errors import ConfigError, ImageWriteError
+from restorekit.errors import ConfigError, DataError, ImageWriteError
 
 #: default tile side in full-resolution pixels when a bare module is given (128 on the packed grid)
 DEFAULT_TILE = 256
@@ -83,11 +83,16 @@ def denoise_mosaic(
     device: Any = None,
     demosaic: str = "bilinear",
     iso_norm: float = ISO_NORM,
+    space_matrix: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Denoise an ``(H, W)`` RGGB mosaic in [0, 1] -> (restored ``(H, W, 3)``, noisy residual ``(H, W, 3)``, tiles).
 
     Both outputs are camera-linear float32 in [0, 1]; ``restored = clip(residual +
     strength * (model - residual))``. ``tile`` is in full-resolution pixels.
+    ``space_matrix``: the 3x3 camera -> model colour space matrix (the seed's
+    ``lin_rec2020``, :func:`~restorekit.raw.bayer.camera_to_space_matrix`); the
+    mosaic is converted per 2x2 quad (clipped) before demosaicing and packing, and
+    both outputs are mapped back to camera RGB with its inverse. None = camera space.
     """
     import torch
 
@@ -98,6 +103,10 @@ def denoise_mosaic(
     h, w = mosaic.shape[:2]
     if h % 2 or w % 2:
         raise ConfigError(f"raw mosaic must have an even size, got {h}x{w}")
+    if space_matrix is not None:
+        from restorekit.raw.bayer import mosaic_to_space
+
+        mosaic = mosaic_to_space(mosaic, space_matrix)
     residual = np.clip(demosaic_fn(mosaic, demosaic), 0, 1).astype(np.float32)
     packed = pack_rggb(np.ascontiguousarray(mosaic, np.float32))  # (4, h/2, w/2)
     cond = torch.tensor([[iso / iso_norm]], dtype=torch.float32)
@@ -108,7 +117,14 @@ def denoise_mosaic(
         counted["total"] = total
 
     out = restorer(res_t, rggb=torch.from_numpy(packed)[None], cond=cond, progress=count)[0]
-    return out.permute(1, 2, 0).numpy().astype(np.float32), residual, counted["total"]
+    restored = out.permute(1, 2, 0).numpy().astype(np.float32)
+    if space_matrix is not None:
+        from restorekit.raw.bayer import rgb_to_space
+
+        back = np.linalg.inv(np.asarray(space_matrix, np.float64))
+        restored = np.clip(rgb_to_space(restored, back), 0, 1)
+        residual = np.clip(rgb_to_space(residual, back), 0, 1)
+    return restored, residual, counted["total"]
 
 
 def restore_raw_file(
@@ -123,13 +139,18 @@ def restore_raw_file(
     device: Any = None,
     demosaic: str = "bilinear",
     render: str = "srgb",
+    color_space: str = "camera",
 ) -> dict[str, Any]:
     """Denoise the raw file ``path`` and write ``out_path`` (format by extension, see the module docstring).
 
     ``iso``: "auto" (metadata) or a number; ``strength`` in [0, 1]; ``tile``:
     full-resolution tile side (0 = whole frame); ``overlap``: a fraction of the tile
     or full-resolution pixels (None: the Restorer's options); ``render``: "srgb" or
-    "linear" for TIFF/PNG outputs. Returns ``{"iso", "width", "height", "tiles", "seconds", "out"}``.
+    "linear" for TIFF/PNG outputs; ``demosaic``: "bilinear" or "malvar"; ``color_space``:
+    the model's colour space, "camera" (camera-linear) or "lin_rec2020" (the seed
+    project's: the mosaic goes through ``XYZ->Rec.2020 @ inv(XYZ->camera)`` first,
+    the result comes back to camera RGB before writing).
+    Returns ``{"iso", "width", "height", "tiles", "seconds", "out", "color_space", "demosaic"}``.
     """
     from restorekit.raw.io import read_raw
 
@@ -138,13 +159,33 @@ def restore_raw_file(
     dest = Path(out_path)
     if render not in ("srgb", "linear"):
         raise ConfigError(f"render must be 'srgb' or 'linear', got {render!r}")
+    check_raw_colour_options(demosaic, color_space)
     restorer = raw_restorer(model, strength=strength, tile=tile, overlap=overlap, device=device)
     raw = read_raw(src)
     iso_v = _resolve_iso(iso, raw.iso, src)
-    out, _, n = denoise_mosaic(restorer, raw.mosaic(), iso_v, demosaic=demosaic)
+    matrix = None
+    if color_space != "camera":
+        from restorekit.raw.bayer import camera_to_space_matrix, xyz_to_cam_matrix
+
+        try:
+            matrix = camera_to_space_matrix(xyz_to_cam_matrix(raw), color_space)
+        except DataError as exc:
+            raise ConfigError(f"--color-space {color_space}: '{src}': {exc}") from exc
+    out, _, n = denoise_mosaic(restorer, raw.mosaic(), iso_v, demosaic=demosaic, space_matrix=matrix)
     write_raw_result(dest, out, raw=raw, iso=iso_v, render=render)
     h, w = out.shape[:2]
-    return {"iso": iso_v, "width": w, "height": h, "tiles": n, "seconds": time.perf_counter() - t0, "out": str(dest)}
+    return {"iso": iso_v, "width": w, "height": h, "tiles": n, "seconds": time.perf_counter() - t0, "out": str(dest),
+            "color_space": color_space, "demosaic": demosaic}
+
+
+def check_raw_colour_options(demosaic: str, color_space: str) -> None:
+    """Raise ConfigError naming the flag when ``demosaic`` / ``color_space`` is not a known value."""
+    from restorekit.raw.bayer import COLOR_SPACES, DEMOSAICERS
+
+    if demosaic not in DEMOSAICERS:
+        raise ConfigError(f"--demosaic must be one of {', '.join(DEMOSAICERS)}, got {demosaic!r}")
+    if color_space not in COLOR_SPACES:
+        raise ConfigError(f"--color-space must be one of {', '.join(COLOR_SPACES)}, got {color_space!r}")
 
 
 def write_raw_result(dest: Path, camera_rgb: np.ndarray, *, raw: Any, iso: float | None = None, render: str = "srgb") -> Path:

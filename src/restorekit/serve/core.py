@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -594,28 +593,16 @@ def seed_json_response(result: RestoreResult, original: bytes, *, seconds: float
 def quality_metrics(pred: np.ndarray, reference: np.ndarray) -> dict[str, float]:
     """PSNR (dB) and SSIM of ``pred`` against ``reference`` (both ``(H, W, 3)`` in [0, 1], same size).
 
-    Uses :mod:`restorekit.metrics` (protocol "rgb": scikit-image's definitions)
-    and falls back to scikit-image directly. Raises :class:`ConfigError` when
+    Uses :mod:`restorekit.metrics` (protocol "rgb": scikit-image's definitions). Raises :class:`ConfigError` when
     the sizes differ.
     """
     if pred.shape != reference.shape:
         raise ConfigError(
             f"reference image is {reference.shape[1]}x{reference.shape[0]} but the image is {pred.shape[1]}x{pred.shape[0]}"
         )
-    try:
-        from restorekit.metrics import psnr, ssim
+    from restorekit.metrics import psnr, ssim
 
-        return {"psnr": float(psnr(pred, reference)), "ssim": float(ssim(pred, reference))}
-    except ImportError:  # pragma: no cover - metrics are part of restorekit
-        from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
-        p = float(peak_signal_noise_ratio(reference, pred, data_range=1.0))
-        s = float(
-            structural_similarity(
-                reference, pred, channel_axis=2, data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
-            )
-        )
-        return {"psnr": p if math.isfinite(p) else float("inf"), "ssim": s}
+    return {"psnr": float(psnr(pred, reference)), "ssim": float(ssim(pred, reference))}
 
 
 def warm_up(loaded: LoadedModel, options: RestoreOptions | None = None, size: int = 64) -> float:

@@ -30,6 +30,7 @@ from restorekit.serve.core import (
 )
 from restorekit.serve.errors import ApiError, ModelUnavailable, classify, unsupported_media
 from restorekit.serve.gate import InferenceGate
+from restorekit.utils.names import safe_filename
 from restorekit.serve.schemas import ErrorResponse, Health, ModelsResponse, RestoreQuery, SeedJsonRequest, SeedJsonResponse
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -309,11 +310,8 @@ async def restore(
         return JSONResponse(seed_json_response(result, up.data, seconds=elapsed), headers=headers)
     ext = OUTPUT_FORMATS[fmt][2]
     stem = up.name.rsplit(".", 1)[0] if "." in up.name else up.name
-    headers["Content-Disposition"] = f'inline; filename="{safe_filename(stem)}_restored{ext}"'
+    headers["Content-Disposition"] = f'inline; filename="{safe_filename(stem, max_len=100)}_restored{ext}"'
     return Response(content=result.data, media_type=result.mime, headers=headers)
 
 
-def safe_filename(stem: str) -> str:
-    """``stem`` reduced to ``[A-Za-z0-9-_.]`` (at most 100 characters) for a Content-Disposition header."""
-    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
-    return keep[:100] or "image"
+

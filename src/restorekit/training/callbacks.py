@@ -32,6 +32,7 @@ from restorekit.training.plan import EpochPlan
 from restorekit.training.plots import plot_history, save_comparison
 from restorekit.training.tracking import Tracker
 from restorekit.utils.atomic import atomic_path, atomic_write_json
+from restorekit.utils.names import safe_filename
 
 HISTORY_FILE = "training_history.json"
 CURVES_FILE = "training_curves.png"
@@ -198,7 +199,7 @@ class RunRecorder(Callback):
         self._write_files()
         sample_paths = []
         for name, inp, out, tgt in pending["samples"]:
-            safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(name).stem)[:60]
+            safe = safe_filename(Path(name).stem, max_len=60)
             p = self.run_dir / "samples" / f"epoch{entry['epoch']:04d}_{safe}.png"
             save_comparison(_hwc(inp), _hwc(out), _hwc(tgt), p)
             sample_paths.append(p)
@@ -216,13 +217,17 @@ class RunRecorder(Callback):
                 pass
 
     # -- helpers
-    @staticmethod
-    def _metric_items(entry: dict[str, Any]) -> dict[str, float]:
+    def _metric_items(self, entry: dict[str, Any]) -> dict[str, float]:
+        """MLflow metrics of a history entry, plus ``tracking.metric_aliases`` copies (read from the run's params)."""
         keys = ("train_loss", "val_loss", "val_psnr", "val_ssim", "val_input_psnr", "val_input_ssim", "lr")
         out = {}
         for k in keys:
             if entry.get(k) is not None:
                 out["learning_rate" if k == "lr" else k] = float(entry[k])
+        prefix = "tracking.metric_aliases."
+        for key, alias in (getattr(self, "params", None) or {}).items():
+            if key.startswith(prefix) and key[len(prefix):] in out:
+                out[alias] = out[key[len(prefix):]]
         return out
 
     def _write_files(self) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from restorekit.config.base import StrictModel, apply_overrides, load_yaml, validate_config
 from restorekit.data.config import DataConfig
@@ -161,6 +161,10 @@ class TrainerSection(StrictModel):
     num_threads: int | None = Field(None, ge=1)
 
 
+#: MLflow metric names of each epoch (what ``tracking.metric_aliases`` may rename)
+ALIASABLE_METRICS = ("train_loss", "val_loss", "val_psnr", "val_ssim", "val_input_psnr", "val_input_ssim", "learning_rate")
+
+
 class TrackingSection(StrictModel):
     """MLflow: default store ``sqlite:///<run folder parent>/mlflow.db``."""
 
@@ -171,6 +175,24 @@ class TrackingSection(StrictModel):
     log_model: bool = True
     registered_model_name: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
+    #: extra MLflow names for epoch metrics, e.g. the seeds' ``{val_psnr: epoch_psnr, val_ssim: epoch_ssim}``
+    #: (logged as well as the restorekit name; keys are the metrics of :data:`ALIASABLE_METRICS`)
+    metric_aliases: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("metric_aliases")
+    @classmethod
+    def _check_aliases(cls, v: dict[str, str]) -> dict[str, str]:
+        import re
+
+        for key, alias in v.items():
+            if key not in ALIASABLE_METRICS:
+                raise ValueError(f"unknown metric '{key}'; aliases can be given for {', '.join(ALIASABLE_METRICS)}")
+            if not re.fullmatch(r"[A-Za-z0-9_.\-/ ]{1,250}", alias) or alias in ALIASABLE_METRICS:
+                raise ValueError(f"alias of '{key}' must be a new MLflow metric name (letters, digits, _ - . / space), "
+                                 f"got {alias!r}")
+        if len(set(v.values())) != len(v):
+            raise ValueError(f"two metrics share an alias: {v}")
+        return v
 
 
 class RunConfig(StrictModel):

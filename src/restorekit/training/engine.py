@@ -34,6 +34,7 @@ from restorekit.errors import CheckpointError, ConfigError, RestoreKitError
 from restorekit.training.config import RunConfig, config_to_dict, flatten_config
 from restorekit.training.plan import EpochPlan, Stage, accumulation_schedule, make_plan, total_steps
 from restorekit.utils.atomic import atomic_write_json, atomic_write_text
+from restorekit.utils.names import safe_filename
 from restorekit.models.spec import arch_of, args_of
 
 CHECKPOINT_DIR = "checkpoints"
@@ -527,7 +528,7 @@ def finalize(
         inp, out, tgt = r["_images"]
         if inp is None:
             continue
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(r["name"]).stem)[:60]
+        safe = safe_filename(Path(r["name"]).stem, max_len=60)
         p = run_dir / "comparisons" / f"{safe}.png"
         save_comparison(_hwc(inp), _hwc(out), _hwc(tgt), p)
         comps.append(p)
