@@ -303,7 +303,7 @@ def main() -> None:
 
         # (a) whole image, eager NCHW: only when it fits (memory estimate from the activation probe, time from (b))
         need_mb = bytes_per_pixel(model) * 2 * args.size**2 / 2**20
-        est_s = b["seconds"] * args.size**2 / (b["tiles"] * 256 * 256)
+        est_s = b["seconds"] * args.size**2 / (max(1, b["tiles"]) * 256 * 256)
         left = deadline - time.perf_counter() - 60 * (remaining_models - 1) - 90
         if need_mb > available_ram() / 2**20 * 0.5:
             r["a_whole"] = {"skipped": f"needs ~{need_mb / 1024:.1f} GB, more than half the available RAM"}

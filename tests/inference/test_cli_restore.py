@@ -157,8 +157,9 @@ def test_raw_files_dispatch_to_raw_helper(tmp_path, monkeypatch):
     save_package(model, tmp_path / "raw.safetensors")
     calls = []
 
-    def fake_restore_raw_file(restorer, path, out_path, iso="auto"):
-        calls.append({"path": path, "out": out_path, "iso": iso, "options": restorer.options, "inputs": restorer.caps.inputs})
+    def fake_restore_raw_file(restorer, path, out_path, iso="auto", **raw_options):
+        calls.append({"path": path, "out": out_path, "iso": iso, "options": restorer.options, "inputs": restorer.caps.inputs,
+                      "raw": raw_options})
         write_image(out_path, np.zeros((4, 4, 3), np.float32), bit_depth=16)
 
     fake = types.ModuleType("restorekit.raw.restore")

@@ -7,7 +7,7 @@ ranges); ``manuscript-repo`` is its repository's ``utils/dataset_loader.py`` var
 the fixed tint [1, 0.95, 0.8] at p 0.6, stains p 0.4);
 ``gopro-like`` imitates GoPro's frame-averaged camera shake; ``div2k-bicubic-x4``
 is the bicubic x4 down-up degradation (same size in and out); ``demo-deblur`` is
-the moderate blur + noise + JPEG mix the demo trains on.
+a moderate blur + noise + JPEG mix (the demo's own degradation is in ``configs/demo.yaml``).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ PRESETS: dict[str, list[dict[str, Any]]] = {
     ],
     # DIV2K bicubic x4: downscale by 4 with bicubic, upscale back with bicubic
     "div2k-bicubic-x4": [{"name": "resample", "p": 1.0, "scale": 0.25, "down": ["bicubic"], "up": "bicubic"}],
-    # what `restorekit demo` trains on: moderate, so a small U-Net gains several dB in minutes
+    # a moderate blur + noise + JPEG mix (the demo itself spells its degradation out in configs/demo.yaml)
     "demo-deblur": [
         {
             "name": "one_of",

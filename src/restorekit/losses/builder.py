@@ -73,7 +73,7 @@ def _as_term(item: LossTerm | Mapping[str, Any], index: int) -> LossTerm:
 
 def build_term(term: LossTerm, index: int = 0) -> nn.Module:
     """Instantiate one loss; unknown or invalid args raise ConfigError naming ``loss[i].args``."""
-    spec = LOSSES.get(term.name)
+    spec = LOSSES.get(term.name, None)
     if spec is None:
         raise ConfigError(f"loss[{index}].name: unknown loss {term.name!r}; known: {', '.join(sorted(LOSSES))}")
     factory = spec.factory
