@@ -33,7 +33,7 @@ def test_document_demo_end_to_end(tmp_path):
     r = run_document_demo(minutes, out, progress=False, style=PageStyle(width=320, height=224, font_size=(18, 24)),
                           n_train=6, n_val=1, n_other=1,
                           overrides=["model.args={base_filters: 8, depth: 2, global_residual: true}",
-                                     "tracking.enabled=false"])
+                                     "tracking.enabled=false", "trainer.num_threads=1"])
     for f in ("model.safetensors", "report.json", "report.md", "eval/report.md", "eval-other-font/report.json"):
         assert (out / f).is_file(), f
     saved = json.loads((out / "report.json").read_text())

@@ -136,7 +136,11 @@ def calibrate(cfg: Any, train_ds: Any, device: Any, steps: int = 3) -> dict[str,
     import torch
 
     default = torch.get_num_threads()
-    candidates = [default] if device.type != "cpu" or default == 1 else [1, default]
+    fixed = getattr(cfg.trainer, "num_threads", None)
+    if fixed:  # the config fixes the thread count: time only that
+        candidates = [int(fixed)]
+    else:
+        candidates = [default] if device.type != "cpu" or default == 1 else [1, default]
     timed = {}
     for n in candidates:
         torch.set_num_threads(n)

@@ -15,7 +15,6 @@ naming the package to install. Complex Devanagari shaping needs Pillow's raqm la
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Sequence

@@ -166,7 +166,7 @@ def load_initial_weights(model: nn.Module, path: str) -> None:
 
     Raises :class:`ConfigError` naming ``model.init`` when the file's architecture or shapes differ.
     """
-    from restorekit.errors import CheckpointError, ConfigError, RestoreKitError
+    from restorekit.errors import CheckpointError, ConfigError
     from restorekit.models.loading import load_model
 
     try:
