@@ -86,25 +86,15 @@ def _print_summary(res: dict) -> None:
 
 def _check_report(report: str) -> None:
     """ConfigError naming ``--report`` when its folder cannot be created or written (checked up front)."""
-    import os
-    import tempfile
     from pathlib import Path
 
     from restorekit.errors import ConfigError
+    from restorekit.utils.atomic import check_writable_folder
 
     path = Path(report)
     if path.is_dir():
         raise ConfigError(f"--report '{path}' is a folder; give a .json file path")
-    for parent in path.parents:
-        if parent.exists() and not parent.is_dir():
-            raise ConfigError(f"--report '{path}': '{parent}' is a file, not a folder")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".restorekit-write-test.", dir=path.parent)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise ConfigError(f"--report '{path}': its folder is not writable ({exc.strerror or exc})") from None
+    check_writable_folder(path.parent, "--report", what=path)
 
 
 def run(args: argparse.Namespace) -> int:

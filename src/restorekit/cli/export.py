@@ -41,10 +41,8 @@ SUFFIXES = {"onnx": (".onnx",), "torchscript": (".pt", ".ts", ".torchscript"), "
 
 def _check_out(out: Path, fmt: str | None, model: Path) -> None:
     """Refuse, before any work, an --out whose suffix does not match --format or whose folder is unusable."""
-    import os
-    import tempfile
-
     from restorekit.errors import ConfigError
+    from restorekit.utils.atomic import check_writable_folder
 
     ext = out.suffix.lower()
     if fmt is not None and ext not in SUFFIXES.get(fmt, (ext,)):
@@ -56,16 +54,7 @@ def _check_out(out: Path, fmt: str | None, model: Path) -> None:
         raise ConfigError(f"--out '{out}' is a folder; give a file name")
     if model.exists() and out.exists() and out.resolve() == model.resolve():
         raise ConfigError(f"--out '{out}' is the --model file; choose another name")
-    for parent in out.parents:
-        if parent.exists() and not parent.is_dir():
-            raise ConfigError(f"--out '{out}': '{parent}' is a file, not a folder")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".restorekit-write-test.", dir=out.parent)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise ConfigError(f"--out '{out}': its folder is not writable ({exc.strerror or exc})") from None
+    check_writable_folder(out.parent, "--out", what=out)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,7 +20,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any, Callable
 
 from restorekit.errors import ConfigError, RestoreKitError
 from restorekit.io.image import IMAGE_EXTENSIONS
+from restorekit.utils.atomic import check_writable_folder
 
 #: camera raw extensions (lower case) restored by raw models
 RAW_SUFFIXES = (".dng", ".nef", ".cr2", ".cr3", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw", ".nrw", ".raw",
@@ -252,17 +252,7 @@ def check_out_dir(out: str | Path) -> Path:
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out '{out_dir}' exists and is not a folder")
-    for parent in out_dir.parents:
-        if parent.exists() and not parent.is_dir():
-            raise ConfigError(f"--out '{out_dir}': '{parent}' is a file, not a folder")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".restorekit-write-test.", dir=out_dir)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise ConfigError(f"--out '{out_dir}' is not writable ({exc.strerror or exc})") from None
-    return out_dir
+    return check_writable_folder(out_dir, "--out")
 
 
 def plan_jobs(items: list[InputFile], out_dir: Path, suffix: str, fmt: str) -> tuple[list[Job], list[Skipped]]:

@@ -79,3 +79,26 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
+def check_writable_folder(folder: str | Path, option: str, *, what: str | None = None) -> Path:
+    """Create ``folder`` and check a file can be written in it, before any work.
+
+    Raises :class:`~restorekit.errors.ConfigError` naming ``option`` (e.g. ``--out``) and the path
+    (``what``, default the folder) when a parent is a plain file or the folder is not writable.
+    """
+    from restorekit.errors import ConfigError
+
+    folder = Path(folder)
+    label = f"{option} '{what if what is not None else folder}'"
+    for parent in (folder, *folder.parents):
+        if parent.exists() and not parent.is_dir():
+            raise ConfigError(f"{label}: '{parent}' is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".restorekit-write-test.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"{label}: its folder is not writable ({exc.strerror or exc})") from None
+    return folder
