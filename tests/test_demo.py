@@ -143,3 +143,23 @@ def test_identity_start_makes_the_demo_model_return_its_input():
     loss.backward()
     assert float(model.ending.weight.grad.abs().sum()) > 0
     assert identity_start(torch.nn.Conv2d(3, 3, 3)) is False
+
+
+def test_demo_output_folder_is_replaced_only_when_a_demo_wrote_it(tmp_path):
+    """Both demos share prepare_out: an earlier demo's folder is replaced, a user's folder is refused untouched."""
+    from restorekit.demo import prepare_out
+    from restorekit.documents import demo as document_demo
+    from restorekit.errors import ConfigError
+
+    assert document_demo.prepare_out is prepare_out
+    out = tmp_path / "run"
+    prepare_out(out)
+    (out / "old.txt").write_text("from the last demo")
+    prepare_out(out)
+    assert not (out / "old.txt").exists() and out.is_dir()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("keep me")
+    with pytest.raises(ConfigError, match="--out"):
+        prepare_out(mine)
+    assert (mine / "thesis.tex").read_text() == "keep me"

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from restorekit.demo import prepare_out
 from restorekit.documents.pages import (
     BLUR_NOISE_YELLOW,
     DOCUMENT_DEGRADE,
@@ -79,20 +80,6 @@ CER_RATIO_GOAL, CLEAN_CER_MAX = 0.5, 0.1
 
 
 #: marker file telling a later demo run that it may replace the folder (the photo demo uses the same)
-MARKER = ".restorekit-demo"
-
-
-def prepare_out(out: Path) -> None:
-    """Create ``out``; a folder left by an earlier demo is replaced, any other non-empty folder refused."""
-    import shutil
-
-    if out.exists():
-        if (out / MARKER).is_file():
-            shutil.rmtree(out)
-        elif out.is_file() or any(out.iterdir()):
-            raise ConfigError(f"--out '{out}' exists and was not written by restorekit demo; choose another folder")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).write_text("written by restorekit demo; the next demo run replaces this folder\n")
 
 
 def _step_seconds(cfg: Any, train_ds: Any, device: Any, steps: int) -> float:
