@@ -7,8 +7,9 @@ initial weights, L1 loss, AdamW:
 
 * **engine**: ``restorekit.training.engine.train`` with the engine's defaults
   (``train.channels_last: auto`` and ``trainer.compile: auto`` resolved from the
-  architecture's spec and the device, foreach AdamW, gradient clipping at 1.0,
-  Lightning's loop), run for ``warmup + steps`` optimizer steps;
+  architecture's spec and the device, ``trainer.precision: auto``, which is bf16-mixed
+  on CPUs with AMX-BF16 (losses and validation in fp32), foreach AdamW, Lightning's
+  loop), run for ``warmup + steps`` optimizer steps;
 * **plain**: what the seed projects do: fp32, NCHW, eager, ``torch.optim.AdamW``
   with its defaults, ``zero_grad / forward / backward / step`` in a Python loop;
 * **plain_cl**: the same plain loop in ``channels_last`` (shows which memory format
@@ -126,7 +127,7 @@ def bench_model(key: str, steps: int, warmup: int, size: int, batch: int, workdi
     from restorekit.models.registry import create_model
     from restorekit.models.spec import caps_of
     from restorekit.training.config import parse_run_config, resolve_compile
-    from restorekit.training.engine import train
+    from restorekit.training.engine import resolve_precision, train
     from restorekit.training.module import wants_channels_last
 
     arch, preset = MODELS[key]
@@ -194,6 +195,7 @@ def bench_model(key: str, steps: int, warmup: int, size: int, batch: int, workdi
         "warmup_steps": warmup,
         "engine_channels_last": wants_channels_last(proto, "auto", "cpu"),
         "engine_compile": resolve_compile(cfg.trainer.compile, torch.device("cpu")),
+        "engine_precision": resolve_precision(cfg, "cpu"),
         "s_per_step": {k: round(v, 4) for k, v in med.items()},
         "steps_per_s": {k: round(1.0 / v, 4) for k, v in med.items()},
         "all_s": {"engine": [round(t, 3) for t in intervals], "plain": [round(t, 3) for t in plain.times],

@@ -138,11 +138,20 @@ def world_size(cfg: RunConfig, accelerator: str) -> int:
 
 
 def resolve_precision(cfg: RunConfig, accelerator: str) -> str:
-    """``auto``: bf16-mixed (or 16-mixed) on CUDA, 32-true elsewhere; fp16 on CPU is refused."""
+    """``auto``: bf16-mixed (or 16-mixed) on CUDA; on the CPU bf16-mixed where it has AMX-BF16
+    (:func:`restorekit.device.cpu_has_fast_bf16`), else 32-true; MPS 32-true. fp16 on CPU is refused.
+
+    Mixed precision covers the network's forward and backward only: losses, metrics and validation
+    run in fp32 (:class:`restorekit.training.module.RestorationModule`), the weights stay fp32.
+    """
+    from restorekit.device import cpu_has_fast_bf16
+
     p = cfg.trainer.precision
     if p == "auto":
         if accelerator == "gpu":
             return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+        if accelerator == "cpu" and cpu_has_fast_bf16():
+            return "bf16-mixed"
         return "32-true"
     if p == "32":
         return "32-true"

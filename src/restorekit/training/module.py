@@ -94,7 +94,14 @@ class RestorationModule(pl.LightningModule):
         """``cfg.loss`` of ``pred`` against the batch; ``skip_missing``: leave out terms whose reference
         (e.g. ``teacher``) the batch lacks (validation) instead of raising."""
         extras = {k: batch[k] for k in _LOSS_EXTRAS if k in batch}
-        return self.loss_fn(pred.float(), batch["target"].float(), skip_missing=skip_missing, **extras)
+        with self.full_precision():
+            return self.loss_fn(pred.float(), batch["target"].float(), skip_missing=skip_missing, **extras)
+
+    def full_precision(self) -> Any:
+        """A context in which autocast is off: losses (MS-SSIM's local variances, VGG features compared
+        to 1e-3) and metrics lose their meaning in bf16/fp16, so under ``bf16-mixed``/``16-mixed`` only
+        the network's forward (and its backward) runs in half precision."""
+        return torch.autocast(device_type=self.device.type, enabled=False)
 
     def trainable_parameter_groups(self) -> list[dict[str, Any]]:
         """Optimizer parameter groups (all follow ``optim.lr`` and the schedule); subclasses add their own."""
@@ -136,9 +143,14 @@ class RestorationModule(pl.LightningModule):
             self.last_val_epoch = int(self.current_epoch)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        net = self.eval_model()
+        with self.full_precision():  # validation scores the fp32 network, as inference runs it by default
+            self._validation_scores(net, batch, batch_idx)
+
+    def _validation_scores(self, net: nn.Module, batch: dict[str, Any], batch_idx: int) -> None:
+        """Loss, PSNR and SSIM of ``net`` on one validation batch (logged), and the sample images kept."""
         from restorekit.metrics import psnr_batch, ssim_batch
 
-        net = self.eval_model()
         pred = self.predict(net, batch)
         loss, _ = self._loss(pred, batch, skip_missing=True)
         out = pred.float().clamp(0.0, 1.0)
@@ -152,7 +164,7 @@ class RestorationModule(pl.LightningModule):
             self.log("val_input_psnr", psnr_batch(inp.clamp(0, 1), tgt).mean(), on_epoch=True, batch_size=bsz, sync_dist=True)
             self.log("val_input_ssim", ssim_batch(inp.clamp(0, 1), tgt).mean(), on_epoch=True, batch_size=bsz, sync_dist=True)
         n_keep = self.cfg.train.n_samples
-        if self.trainer.is_global_zero and len(self.val_samples) < n_keep and inp is not None:
+        if len(self.val_samples) < n_keep and inp is not None and self.trainer.is_global_zero:
             names = batch.get("name", [f"val{batch_idx}_{i}" for i in range(bsz)])
             for i in range(bsz):
                 if len(self.val_samples) >= n_keep:
