@@ -9,7 +9,10 @@ depend on them):
 (c) restorekit's default path: ``restore_image(model, img)`` (tile="auto", overlap 32,
     backend "auto" = ONNX Runtime on CPU, batched tiles);
 (d) ONNX Runtime through an exported ``.onnx`` file (``restorekit export``), default tiling;
-(e) eager PyTorch channels_last with the default tiling (the fallback runtime).
+(e) eager PyTorch channels_last with the default tiling (the fallback runtime);
+(f) eager PyTorch under bf16 autocast (``--precision bf16``), default tiling: on CPUs with
+    AMX-BF16 oneDNN runs the convolutions on the AMX tiles (random weights: the PSNR
+    against (c) shows the rounding, not a restoration quality).
 
 It also measures a large fp32 matrix multiply and the FMA peak of the CPU (a
 register-only vector FMA kernel, ``benchmarks/machine.py``; not a matmul) right before
@@ -301,6 +304,18 @@ def main() -> None:
         print(f"(e) eager channels_last, default tiling: {e['seconds']:.1f} s{' (extrapolated)' if e['extrapolated'] else ''}",
               flush=True)
 
+        # (f) eager under bf16 autocast (``--precision bf16``; AMX tiles where the CPU has them), default tiling
+        rt_bf16 = make_runtime(model, "cpu", "eager", precision="bf16")
+        restore_image(rt_bf16, img[:tile_c, :tile_c], tile=tile_c)  # warm-up
+        f = timed_restore(rt_bf16, img, tile=tile_c, overlap=ov_c, batch=4, limit_s=0.1 * slice_s)
+        r["f_eager_bf16"] = {k: v for k, v in f.items() if k != "out"} | {"runtime": rt_bf16.describe()}
+        r["eager_bf16_speedup_vs_seed_tiling"] = b["seconds"] / f["seconds"]
+        if f["out"] is not None and out_c is not None:
+            r["f_eager_bf16"]["psnr_vs_fp32_default_db"] = psnr(f["out"], out_c)
+        print(f"(f) eager bf16 autocast, default tiling: {f['seconds']:.1f} s{' (extrapolated)' if f['extrapolated'] else ''}"
+              f" -> {r['eager_bf16_speedup_vs_seed_tiling']:.2f}x the seed tiling", flush=True)
+        del f
+
         # (a) whole image, eager NCHW: only when it fits (memory estimate from the activation probe, time from (b))
         need_mb = bytes_per_pixel(model) * 2 * args.size**2 / 2**20
         est_s = b["seconds"] * args.size**2 / (max(1, b["tiles"]) * 256 * 256)
@@ -344,6 +359,7 @@ def main() -> None:
         "fraction_of_fma_peak": (round(results[key0]["fraction_of_fma_peak"], 3)
                                  if results[key0].get("fraction_of_fma_peak") is not None else None),
         "eager_speedup_vs_seed_tiling": round(results[key0]["eager_speedup_vs_seed_tiling"], 3),
+        "eager_bf16_speedup_vs_seed_tiling": round(results[key0]["eager_bf16_speedup_vs_seed_tiling"], 3),
         "machine": {**cpu_info(), "torch": torch.__version__},
         "peak_mem_mb_4096": round(mem4096["peak_rss_mb"], 1) if "peak_rss_mb" in mem4096 else None,
         "per_model": {
@@ -354,6 +370,10 @@ def main() -> None:
                 "b_extrapolated": v["b_seed_tiling"]["extrapolated"],
                 "d_onnx_file_s": round(v["d_onnx_file"]["seconds"], 2),
                 "e_eager_cl_s": round(v["e_eager_channels_last"]["seconds"], 2),
+                "f_eager_bf16_s": round(v["f_eager_bf16"]["seconds"], 2),
+                "eager_bf16_speedup_vs_seed_tiling": round(v["eager_bf16_speedup_vs_seed_tiling"], 3),
+                "bf16_psnr_vs_fp32_db": (round(v["f_eager_bf16"]["psnr_vs_fp32_default_db"], 2)
+                                         if "psnr_vs_fp32_default_db" in v["f_eager_bf16"] else None),
                 "a_whole_s": round(v["a_whole"]["seconds"], 2) if "seconds" in v["a_whole"] else None,
                 "speedup_vs_seed_tiling": round(v["speedup_vs_seed_tiling"], 3),
                 "gflops_useful": round(v["c_default"]["gflops_useful"], 1),

@@ -69,6 +69,7 @@ def section_training(path: Path, d: dict[str, Any]) -> str:
         sps = r["s_per_step"]
         rows.append([f"{key} ({r['arch']}{' ' + r['preset'] if r.get('preset') else ''})", sps["plain"], sps["plain_cl"],
                      sps["engine"], f"{r['speedup_vs_plain']:.2f}x", f"{'channels_last' if r['engine_channels_last'] else 'NCHW'}"
+                     f"{', ' + r['engine_precision'] if r.get('engine_precision') else ''}"
                      f"{', compiled' if r['engine_compile'] else ''}", f"{r['channels_last_vs_nchw_plain']:.2f}x",
                      f"{fmt(r['load_avg_1m'][0], 1)} / {fmt(r['load_avg_1m'][1], 1)}"])
     s = d["settings"]
@@ -97,7 +98,7 @@ def section_data(path: Path, d: dict[str, Any]) -> str:
             rk = d[f"restorekit_{k}"]
             v2 = d.get(f"seed_v2_{k}")
             rows.append([src.upper(), w, d.get(f"seed_{k}"), v2, d.get(f"basicsr_{k}"), rk,
-                         f"{rk / v2:.2f}x" if v2 else None])
+                         d.get(f"restorekit_nocache_{k}"), f"{rk / v2:.2f}x" if v2 else None])
     return "\n".join([
         f"### data_pipeline (`{path.relative_to(ROOT)}`)",
         "",
@@ -105,7 +106,8 @@ def section_data(path: Path, d: dict[str, Any]) -> str:
         f"256x256 patches per second from {d['frames']} pairs of 1280x720 frames, batch {d['batch']} (medians of the "
         "interleaved rounds):",
         "",
-        table(["source", "workers", "seed (original)", "seed v2", "BasicSR paired", "restorekit", "restorekit vs seed v2"], rows),
+        table(["source", "workers", "seed (original)", "seed v2", "BasicSR paired", "restorekit (defaults)",
+               "restorekit, cache_mb 0", "restorekit vs seed v2"], rows),
         "",
         f"`speedup_vs_seed_v2` (PNG, 2 workers) = **{d['speedup_vs_seed_v2']:.2f}x**; goal >= 1.5x: "
         f"{fmt(d['goals'].get('speedup_vs_seed_v2_1.5x'))}. Against the original seed loader: {d['speedup_vs_seed']:.2f}x; "
@@ -135,6 +137,36 @@ def section_int8(path: Path, d: dict[str, Any]) -> str:
     ] + ([f"Note recorded with the run: {d['note']}."] if d.get("note") else []))
 
 
+def section_inference(path: Path, d: dict[str, Any]) -> str:
+    rows = []
+    for key, r in d["per_model"].items():
+        rows.append([key, r.get("default_runtime"), r.get("b_seed_s"), r.get("c_default_s"), r.get("d_onnx_file_s"),
+                     r.get("e_eager_cl_s"), r.get("f_eager_bf16_s"), f"{r['speedup_vs_seed_tiling']:.2f}x",
+                     f"{r['eager_speedup_vs_seed_tiling']:.2f}x",
+                     f"{r['eager_bf16_speedup_vs_seed_tiling']:.2f}x" if r.get("eager_bf16_speedup_vs_seed_tiling") else None,
+                     r.get("bf16_psnr_vs_fp32_db"), r.get("fraction_of_fma_peak")])
+    g = d.get("goals", {})
+    fma = d.get("fma_peak") or {}
+    return "\n".join([
+        f"### inference (`{path.relative_to(ROOT)}`)",
+        "",
+        machine_line(d) + ".",
+        f"Seconds for one {d['size']}x{d['size']} photo, {d.get('threads')} threads: (b) the seed's tiling (256/64, one tile "
+        "at a time, eager NCHW), (c) restorekit's default path, (d) ONNX Runtime from the exported file, (e) restorekit's "
+        "eager PyTorch path alone, (f) eager under `--precision bf16`; FMA peak of this CPU "
+        f"{fmt(fma.get('gflops_all_cores'), 0)} GFLOP/s ({fma.get('kernel', 'register-only FMA kernel')}):",
+        "",
+        table(["model", "default runtime", "(b) seed s", "(c) default s", "(d) .onnx s", "(e) eager s", "(f) eager bf16 s",
+               "(c) vs seed", "(e) vs seed", "(f) vs seed", "bf16 vs fp32 PSNR dB", "(c) fraction of FMA peak"], rows),
+        "",
+        f"`speedup_vs_seed_tiling` = **{d['speedup_vs_seed_tiling']:.2f}x** (goal >= 3: {fmt(g.get('speedup_3x'))}); "
+        f"`eager_speedup_vs_seed_tiling` = **{d['eager_speedup_vs_seed_tiling']:.2f}x** (goal >= 1.5: "
+        f"{fmt(g.get('eager_speedup_1.5x'))}); `fraction_of_fma_peak` = **{fmt(d.get('fraction_of_fma_peak'), 3)}** "
+        f"(goal >= 0.7: {fmt(g.get('fma_fraction_0.7'))}); peak RSS restoring a 4096x4096 image with the default path: "
+        f"**{fmt(d.get('peak_mem_mb_4096'), 0)} MB** (goal < 2 GB: {fmt(g.get('mem_4096_under_2gb'))}).",
+    ])
+
+
 def section_layernorm(path: Path, d: dict[str, Any]) -> str:
     rows = [["x".join(map(str, r["shape"])), "channels_last" if r["channels_last"] else "NCHW", r["ms"]["fused_function"],
              r["ms"]["permute_layer_norm"], r["ms"]["elementwise_formula"], f"{r['formula_over_fused']:.2f}x",
@@ -153,6 +185,7 @@ def section_layernorm(path: Path, d: dict[str, Any]) -> str:
 SECTIONS: dict[str, Callable[[Path, dict[str, Any]], str]] = {
     "training": section_training,
     "data_pipeline": section_data,
+    "inference": section_inference,
     "int8": section_int8,
     "layernorm": section_layernorm,
 }

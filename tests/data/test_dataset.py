@@ -9,7 +9,7 @@ import torch
 
 from restorekit.data import build_datasets, collate, make_loader
 from restorekit.data.config import parse_data_config
-from restorekit.errors import DataError
+from restorekit.errors import ConfigError, DataError
 
 
 def ds_pair(clean_dir: Path, seed: int = 0, **kw):  # noqa: ANN003, ANN201
@@ -123,7 +123,7 @@ def test_decoded_cache_gives_the_same_samples_and_reads_once(gopro_root: Path, m
     from restorekit.data import storage
 
     base = {"kind": "gopro", "root": str(gopro_root), "patch_size": 40, "val_fraction": 0.0}
-    plain, _ = build_datasets(parse_data_config(base), seed=4)
+    plain, _ = build_datasets(parse_data_config({**base, "cache_mb": 0}), seed=4)
     cached, _ = build_datasets(parse_data_config({**base, "cache_mb": 64}), seed=4)
     reads: list[str] = []
     orig = storage.DirStorage.read_bytes
@@ -137,3 +137,43 @@ def test_decoded_cache_gives_the_same_samples_and_reads_once(gopro_root: Path, m
     assert len(reads) == 2 * 6 * 2 + 12  # plain: 2 epochs x 6 pairs x 2 files; cached: each of the 12 files once
     tiny, _ = build_datasets(parse_data_config({**base, "cache_mb": 0}), seed=4)
     assert tiny._cache_bytes == 0
+
+
+def test_cache_auto_shares_a_quarter_of_the_ram_among_workers(monkeypatch) -> None:
+    from restorekit.data import build
+
+    monkeypatch.setattr("restorekit.utils.system.available_ram", lambda: 16 << 30)
+    assert build.resolve_cache_mb("auto", 0) == build.AUTO_CACHE_MAX_MB  # 4 GB for one process: capped
+    assert build.resolve_cache_mb("auto", 4) == 1024
+    assert build.resolve_cache_mb(0, 4) == 0 and build.resolve_cache_mb(300, 2) == 300
+    assert parse_data_config({"kind": "skimage"}).cache_mb == "auto"
+    with pytest.raises(ConfigError, match="cache_mb"):
+        parse_data_config({"kind": "skimage", "cache_mb": -1})
+
+
+def test_full_cache_falls_back_to_partial_png_decoding_with_the_same_samples(gopro_root: Path, monkeypatch) -> None:  # noqa: ANN001
+    """A cache with room for two pairs keeps them; the other pairs take the partial-row PNG path
+    (still read every time), and every sample equals the uncached one."""
+    from restorekit.data import dataset as dsmod
+
+    base = {"kind": "gopro", "root": str(gopro_root), "patch_size": 40, "val_fraction": 0.0}
+    plain, _ = build_datasets(parse_data_config({**base, "cache_mb": 0}), seed=4)
+    pair_bytes = sum(ref.load(None).nbytes for _, ref in plain.items[0].refs())
+    small, _ = build_datasets(parse_data_config({**base, "cache_mb": 1}), seed=4)
+    small._cache_bytes = (1 << 20) - int(2.4 * pair_bytes)  # room for 2.4 of these small pairs: 4 files
+    partial: list[int] = []
+    orig = dsmod.RestoreDataset._load_png_rows
+    monkeypatch.setattr(dsmod.RestoreDataset, "_load_png_rows",
+                        lambda self, *a, **k: partial.append(1) or orig(self, *a, **k))
+    for epoch in (0, 1):
+        plain.set_epoch(epoch)
+        small.set_epoch(epoch)
+        for i in range(len(small)):
+            a, b = plain[i], small[i]
+            assert torch.equal(a["input"], b["input"]) and torch.equal(a["target"], b["target"])
+    n_pairs = len(small.items)
+    assert len(small._cache) == 4 and small._cache_full  # two pairs (4 files) fit
+    assert small._cache_bytes <= 1 << 20
+    assert len(small) == n_pairs >= 4
+    # plain: every sample; small: epoch 0 pairs 3.. (pair 2 was decoded whole, found no room), epoch 1 pairs 2..
+    assert len(partial) == 2 * n_pairs + (n_pairs - 3) + (n_pairs - 2)

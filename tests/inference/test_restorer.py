@@ -177,6 +177,20 @@ def test_half_precision_on_cpu_is_refused(tm):
         Restorer.from_module(tm.ShallowConv(), device="cpu", precision="fp16")
 
 
+def test_bf16_on_cpu_runs_eager_autocast_close_to_fp32(files, batch):
+    """``precision=bf16`` on the CPU: eager PyTorch under bf16 autocast (never ONNX Runtime, whose CPU
+    kernels are fp32), float32 output within bf16 rounding of the fp32 result, and not bit-equal to it."""
+    _, paths = files
+    ref = load_restorer(paths["package"], tile=0, device="cpu", precision="fp32", backend="eager")(batch)
+    r = load_restorer(paths["package"], tile=0, device="cpu", precision="bf16")
+    got = r(batch)
+    rt = r.runtime_for(tuple(batch.shape[-2:]))
+    assert rt.name.startswith("eager") and rt.autocast_dtype == torch.bfloat16
+    assert got.dtype == torch.float32 and got.shape == ref.shape
+    assert 0 < float((got - ref).abs().max()) < 0.05
+    assert _psnr(got, ref) > 40.0, _psnr(got, ref)
+
+
 def test_load_restorer_errors_name_the_file(tmp_path, photo):
     with pytest.raises(CheckpointError, match="does not exist"):
         load_restorer(tmp_path / "nope.safetensors")

@@ -97,7 +97,7 @@ def register(sub) -> None:  # noqa: ANN001
     p.add_argument("--batch", default="4", help="tiles per forward pass (default 4)")
     p.add_argument("--backend", default="auto", help="auto, eager, compile, onnxruntime, torchscript: runtime for module "
                    "models (auto: fastest available; ONNX Runtime on CPU)")
-    p.add_argument("--precision", default="auto", help="auto (fp16 on CUDA), fp32, fp16, bf16")
+    p.add_argument("--precision", default="auto", help="auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 (GPU), bf16 (GPU or CPU; fast on CPUs with AMX)")
     p.add_argument("--tlc", default="auto", help="test-time local converter: auto, on, off")
     p.add_argument("--memory-budget-mb", default=None, help="memory budget for --tile auto (default: from the device)")
     p.add_argument("--ensemble", action="store_true", help="x8 self-ensemble (flips/rotations): slower, slightly better")

@@ -36,6 +36,26 @@ from restorekit.utils.seed import sample_rng
 log = logging.getLogger(__name__)
 
 
+
+#: most decoded-image cache per process that ``cache_mb: auto`` picks
+AUTO_CACHE_MAX_MB = 2048
+
+
+def resolve_cache_mb(value: int | str, num_workers: int) -> int:
+    """MB of decoded-image cache per process for ``data.cache_mb``.
+
+    ``auto``: a quarter of the available RAM divided among the DataLoader processes
+    (``num_workers``, or the main process), at most :data:`AUTO_CACHE_MAX_MB` each. Decoding
+    is what a PNG/JPEG training loader spends its time on (``benchmarks/data_pipeline.py``);
+    a dataset revisited every epoch is then decoded once per worker. An integer is used as given.
+    """
+    if value != "auto":
+        return int(value)
+    from restorekit.utils.system import available_ram
+
+    share = available_ram() / 4 / 2**20 / max(1, int(num_workers))
+    return int(max(0, min(AUTO_CACHE_MAX_MB, share)))
+
 def discover(cfg: CommonDataConfig, *, val: bool = False) -> tuple[list[Item], list[Problem]] | None:
     """Items and problems of the training source (``val=False``) or the explicit validation source.
 
@@ -162,7 +182,7 @@ def build_datasets(cfg: Any, *, seed: int, run_dir: str | Path | None = None) ->
     aug = (cfg.augment.hflip, cfg.augment.vflip, cfg.augment.rot90)
     common = dict(
         seed=seed, degrader=degrader, bayer_safe=cfg.bayer_safe, on_error=cfg.on_error, max_pixels=cfg.max_pixels,
-        cache_mb=cfg.cache_mb, resize=cfg.resize, degrade_before_crop=cfg.degrade_before_crop,
+        cache_mb=resolve_cache_mb(cfg.cache_mb, cfg.num_workers), resize=cfg.resize, degrade_before_crop=cfg.degrade_before_crop,
     )
     train_ds = RestoreDataset(train_items, train=True, patch_size=cfg.patch_size, augment=aug, repeat=cfg.repeat, **common)
     val_from_train = not val_items

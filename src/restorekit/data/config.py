@@ -87,8 +87,10 @@ class CommonDataConfig(StrictModel):
     #: pixel limit per image (decompression-bomb guard); None = restorekit.io default
     max_pixels: int | None = Field(None, ge=1)
     #: keep decoded images in memory, up to this many MB per process (each DataLoader worker has its own); 0 = off.
-    #: Worth it for small datasets of large or PNG images that are revisited every epoch.
-    cache_mb: int = Field(0, ge=0)
+    #: ``auto``: a quarter of the available RAM shared by the workers, at most 2048 MB each
+    #: (:func:`restorekit.data.build.resolve_cache_mb`). Images that do not fit are decoded every time
+    #: (8-bit PNGs only up to the rows the crop needs).
+    cache_mb: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"
     #: resize every whole image to ``resize x resize`` before anything else (the manuscript seed: 256); None = off
     resize: int | None = Field(None, ge=8)
     #: degrade the whole (resized) image, then crop/augment input and target together (the manuscript seed's

@@ -96,27 +96,34 @@ class RestoreDataset(Dataset):
         self.resize = None if resize is None else int(resize)
         self.degrade_before_crop = bool(degrade_before_crop)
         self._cache: dict[str, np.ndarray] = {}
+        self._cache_full = False
         self._cache_bytes = 0
 
     def __getstate__(self) -> dict[str, Any]:
         st = dict(self.__dict__)
-        st["_cache"], st["_cache_bytes"] = {}, 0  # workers build their own cache
+        st["_cache"], st["_cache_bytes"], st["_cache_full"] = {}, 0, False  # workers build their own cache
         return st
 
-    def _decoded(self, ref: Any) -> np.ndarray:
-        """A fully decoded image, from the per-process cache when enabled."""
-        if self.cache_mb <= 0:
-            return ref.load(self.max_pixels)
-        key = ref.display()
-        arr = self._cache.get(key)
-        if arr is None:
-            arr = ref.load(self.max_pixels)
-            if self._cache_bytes + arr.nbytes <= self.cache_mb << 20:
-                arr = np.ascontiguousarray(arr)
-                arr.setflags(write=False)
-                self._cache[key] = arr
-                self._cache_bytes += arr.nbytes
-        return arr
+    def _from_cache(self, roles: list[tuple[str, Any]]) -> list[np.ndarray] | None:
+        """The fully decoded images of one sample from the per-process cache, decoding and adding
+        those missing while the cache has room; None once it is full and an image is missing (the
+        caller then decodes as without a cache, 8-bit PNGs only up to the rows the crop needs)."""
+        keys = [ref.display() for _, ref in roles]
+        if self._cache_full and any(k not in self._cache for k in keys):
+            return None
+        arrays = []
+        for key, (_, ref) in zip(keys, roles):
+            arr = self._cache.get(key)
+            if arr is None:
+                arr = np.ascontiguousarray(ref.load(self.max_pixels))
+                if self._cache_bytes + arr.nbytes <= self.cache_mb << 20:
+                    arr.setflags(write=False)
+                    self._cache[key] = arr
+                    self._cache_bytes += arr.nbytes
+                else:
+                    self._cache_full = True
+            arrays.append(arr)
+        return arrays
 
     # -- contract: settable epoch and patch size --------------------------------------------
     def set_epoch(self, epoch: int) -> None:
@@ -172,9 +179,8 @@ class RestoreDataset(Dataset):
         names = [ref.display() for _, ref in roles]
         patch = self.patch_size
         cropped = None
-        if self.cache_mb > 0:
-            arrays = [self._decoded(ref) for _, ref in roles]
-        else:
+        arrays = self._from_cache(roles) if self.cache_mb > 0 else None
+        if arrays is None:
             # file bytes are read once; in-memory images (skimage) come as arrays
             blobs = [ref.read_bytes() if isinstance(ref, FileRef) else None for _, ref in roles]
             if self.train and patch is not None and self.resize is None and not self.degrade_before_crop:

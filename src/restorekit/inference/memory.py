@@ -19,6 +19,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 from restorekit.models.spec import arch_of, args_of
+from restorekit.utils.system import available_ram  # noqa: F401 - re-exported (benchmarks use it from here)
 
 log = logging.getLogger("restorekit.inference")
 
@@ -28,21 +29,6 @@ MIN_AUTO_TILE = 128
 MAX_AUTO_TILE_CPU = 1024
 MAX_AUTO_TILE_GPU = 2048
 _BPP_CACHE: dict[str, float] = {}
-
-
-def available_ram() -> int:
-    """Available system memory in bytes (MemAvailable on Linux, else total physical)."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 8 << 30
 
 
 def memory_budget(device: torch.device) -> int:

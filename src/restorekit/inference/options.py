@@ -32,7 +32,7 @@ class RestoreOptions(StrictModel):
     ``ensemble``: average the 8 flips/rotations (x8 self-ensemble). ``device``:
     ``auto``/``cpu``/``cuda[:N]``/``mps``. ``backend``: runtime for ``nn.Module`` models
     (exported files always run in their own). ``precision``: ``auto`` = fp16 on CUDA,
-    fp32 elsewhere. ``tlc``: the test-time local converter for models that support it
+    fp32 elsewhere; ``bf16`` also on CPUs (fast where they have AMX-BF16; runs eager PyTorch). ``tlc``: the test-time local converter for models that support it
     (``auto``: when tiles exceed 1.5x the training size). ``memory_budget_mb``: overrides
     the automatic budget of ``tile="auto"``. ``strength``: blend of the result with
     the input (1 = the model's output). ``clip``: clamp the output to [0, 1].

@@ -150,8 +150,8 @@ class Restorer:
 
     def _check_precision(self) -> None:
         p = self.options.precision
-        if p in ("fp16", "bf16") and self.device.type == "cpu":
-            raise ConfigError(f"--precision {p}: half precision inference needs a GPU; this runs on cpu (use fp32)")
+        if p == "fp16" and self.device.type == "cpu":
+            raise ConfigError(f"--precision {p}: fp16 inference needs a GPU; on the cpu use fp32 or bf16")
 
     # ------------------------------------------------------------------ runtimes
     def runtime_for(self, tile_hw: tuple[int, int]) -> Runtime:
