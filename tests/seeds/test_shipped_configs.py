@@ -1,7 +1,8 @@
 """The distillation and raw-denoising seed configs, run by the CLI as shipped (issue #13).
 
-``configs/distill-restormer-unet.yaml`` and ``configs/raw-nafnet-cond.yaml`` are loaded from ``configs/``
-and only their paths, sizes and step counts are changed with ``--set``; every recipe value (losses and
+``configs/distill-restormer-unet.yaml``, ``configs/raw-nafnet-cond.yaml`` and ``configs/raw-finetune.yaml``
+(chained after the pretraining: its ``model.init`` is the pretraining run's package, as shipped) are loaded
+from ``configs/`` and only their paths, sizes and step counts are changed with ``--set``; every recipe value (losses and
 their weights, optimiser, schedule, teacher mode and cache format, chunked epochs, MLflow aliases,
 checkpointing, export) runs as written. What the configs need from outside is built here:
 
@@ -16,10 +17,12 @@ checkpointing, export) runs as written. What the configs need from outside is bu
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -349,35 +352,102 @@ def test_distill_restormer_unet_config_as_shipped(
     assert alias == pytest.approx([h["val_psnr"] for h in hist], abs=1e-4)
 
 
-def test_raw_nafnet_cond_config_as_shipped(tmp_path: Path, photo, monkeypatch: pytest.MonkeyPatch, one_thread) -> None:
+# ------------------------------------------------------------------ the raw seed workflow: pretraining, fine-tuning
+
+
+def _assert_recipe(shipped: object, run: object, overridden: set[str], where: str = "") -> None:
+    """Every value of the shipped YAML that was not overridden is the run's (run configs add defaults beside them)."""
+    if where in overridden:
+        return
+    if isinstance(shipped, dict):
+        assert isinstance(run, dict), where
+        for k, v in shipped.items():
+            assert k in run, f"{where}.{k} missing from the run's config"
+            _assert_recipe(v, run[k], overridden, f"{where}.{k}".lstrip("."))
+    elif isinstance(shipped, list):
+        assert isinstance(run, list) and len(run) == len(shipped), where
+        for i, (s, r) in enumerate(zip(shipped, run)):
+            _assert_recipe(s, r, overridden, f"{where}[{i}]")
+    else:
+        assert run == shipped, f"{where}: shipped {shipped!r}, ran with {run!r}"
+
+
+@contextlib.contextmanager
+def _first_optimizer_step():
+    """Records the learning rate and every parameter as the first optimizer step of the run receives them."""
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    seen: dict[str, object] = {}
+
+    def hook(opt, args, kwargs):  # noqa: ANN001, ANN202
+        if not seen:  # before the update (Lightning's closure runs the forward/backward inside step)
+            seen["lr"] = opt.param_groups[0]["lr"]
+            seen["params"] = [p.detach().clone() for g in opt.param_groups for p in g["params"]]
+
+    handle = register_optimizer_step_pre_hook(hook)
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
+_PRETRAIN = "runs/raw-pretrain"  # the --out of raw-nafnet-cond.yaml's documented command = raw-finetune.yaml's model.init
+_PRETRAIN_SETS = ("model.preset=small", "data.patch_size=64", "data.val_patch=64", "data.num_workers=0", "train.epochs=1",
+                  "data.val_fraction=0.5")
+
+
+@pytest.fixture(scope="module")
+def raw_project(tmp_path_factory: pytest.TempPathFactory, photo) -> SimpleNamespace:
+    """The raw seed workflow's first steps, as its configs' comments document them, in a temporary project folder:
+    RawNIND-style synthetic DNG scenes (``scenes/``), ``restorekit data pack --raw scenes --out data/rawnind-packed
+    --crop 64`` (raw-nafnet-cond.yaml's own ``data.root``), ``restorekit train configs/raw-nafnet-cond.yaml --out
+    runs/raw-pretrain`` (raw-finetune.yaml's ``model.init``). Shared by the pretraining and fine-tuning tests."""
+    from restorekit.raw.unprocess import make_synthetic_scenes
+
+    root = tmp_path_factory.mktemp("raw_project")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # see one_thread
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.chdir(root)
+            make_synthetic_scenes(root / "scenes", [(n, photo(n, 96)) for n in ("astronaut", "coffee", "chelsea")],
+                                  isos=(100, 3200, 6400), seed=0)
+            pack_rc = main(["data", "pack", "--raw", "scenes", "--out", "data/rawnind-packed", "--crop", "64"])
+            # data.val_fraction is not in the shipped config; set here only to show that it is ignored: the pack's
+            # split column decides (a seeded split by scene at 0.5 would hold out two of the three scenes)
+            with _first_optimizer_step() as first:
+                train_rc = main(["train", str(CONFIGS / "raw-nafnet-cond.yaml"), "--out", _PRETRAIN,
+                                 *_sets(*_PRETRAIN_SETS)])
+    finally:
+        torch.set_num_threads(threads)
+    return SimpleNamespace(root=root, pack_rc=pack_rc, train_rc=train_rc, first_step=first)
+
+
+def test_raw_nafnet_cond_config_as_shipped(raw_project: SimpleNamespace, one_thread) -> None:
     """configs/raw-nafnet-cond.yaml on a RawNIND-style folder packed by `restorekit data pack --raw`."""
     from restorekit import load_model
     from restorekit.raw.bayer import unpack_rggb
     from restorekit.raw.config import RawDataConfig
     from restorekit.raw.dataset import build_raw_datasets
     from restorekit.raw.restore import denoise_mosaic
-    from restorekit.raw.unprocess import make_synthetic_scenes
 
-    monkeypatch.chdir(tmp_path)
-    make_synthetic_scenes(tmp_path / "scenes", [(n, photo(n, 96)) for n in ("astronaut", "coffee", "chelsea")],
-                          isos=(100, 3200, 6400), seed=0)
-    assert main(["data", "pack", "--raw", "scenes", "--out", "packed", "--crop", "64"]) == 0
-    packed = json.loads((tmp_path / "packed" / "pack.json").read_text())
+    root = raw_project.root
+    assert raw_project.pack_rc == 0
+    packed_dir = root / "data" / "rawnind-packed"
+    packed = json.loads((packed_dir / "pack.json").read_text())
     assert packed["written"] == 6 and packed["train"] == 4 and packed["val"] == 2
 
-    pack_val = {r["name"] for r in csv.DictReader(open(tmp_path / "packed" / "metadata.csv")) if r["split"] == "val"}
+    pack_val = {r["name"] for r in csv.DictReader(open(packed_dir / "metadata.csv")) if r["split"] == "val"}
     assert len(pack_val) == 2
 
-    # data.val_fraction is not in the shipped config; set here only to show that it is ignored: the pack's
-    # split column decides (a seeded split by scene at 0.5 would hold out two of the three scenes)
-    rc = main(["train", str(CONFIGS / "raw-nafnet-cond.yaml"), "--out", "run", *_sets(
-        "data.root=packed", "model.preset=small", "data.patch_size=64", "data.val_patch=64",
-        "data.num_workers=0", "train.epochs=1", "data.val_fraction=0.5")])
-    assert rc == 0
-    run = tmp_path / "run"
+    assert raw_project.train_rc == 0
+    run = root / _PRETRAIN
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert cfg["loss"][0]["name"] == "shadow" and cfg["loss"][0]["args"]["ssim_weight"] == 0.84
     assert cfg["data"]["min_cc"] == 0.9 and cfg["train"]["grad_clip"] == 1.0
+    _assert_recipe(yaml.safe_load((CONFIGS / "raw-nafnet-cond.yaml").read_text()), cfg,
+                   {s.split("=")[0] for s in _PRETRAIN_SETS})
+    assert raw_project.first_step["lr"] == pytest.approx(1.0e-4)  # constant schedule at optim.lr
 
     # the packed split column was used: the pack's val scene is the run's validation set
     split = json.loads((run / "raw_split.json").read_text())
@@ -392,13 +462,13 @@ def test_raw_nafnet_cond_config_as_shipped(tmp_path: Path, photo, monkeypatch: p
     assert "latest.ckpt" in ckpts and any(c.startswith("best-") for c in ckpts), ckpts
     final = json.loads((run / "final_metrics.json").read_text())
     assert final["weights"].startswith("best checkpoint")  # train.export: best
-    assert _mlflow_metric(tmp_path / "mlflow.db", run / "mlflow_run.json", "epoch_psnr") == pytest.approx(
+    assert _mlflow_metric(run.parent / "mlflow.db", run / "mlflow_run.json", "epoch_psnr") == pytest.approx(
         [h["val_psnr"] for h in hist], abs=1e-4)
 
     # the exported model restores a packed validation sample and reproduces the recorded score
     model = load_model(run / "model.safetensors")
     assert sum(p.numel() for p in model.parameters()) < 1_000_000  # the small preset, not rawnind-deep
-    _, val = build_raw_datasets(RawDataConfig(root=str(tmp_path / "packed"), patch_size=64, val_patch=64), seed=0)
+    _, val = build_raw_datasets(RawDataConfig(root=str(packed_dir), patch_size=64, val_patch=64), seed=0)
     recorded = {r["name"]: r["output_psnr"] for r in final["images"]}
     for i in range(len(val)):
         s = val[i]
@@ -412,3 +482,88 @@ def test_raw_nafnet_cond_config_as_shipped(tmp_path: Path, photo, monkeypatch: p
         assert restored.shape == (64, 64, 3) and np.isfinite(restored).all()
         out = torch.from_numpy(restored).permute(2, 0, 1)
         assert _psnr(out, s["target"]) == pytest.approx(recorded[s["name"]], abs=0.5)
+
+
+_FINETUNE_SETS = ("data.root=scenes", "model.preset=small", "data.patch_size=64", "data.val_patch=64",
+                  "data.num_workers=0", "train.epochs=2")
+
+
+def test_raw_finetune_config_as_shipped(raw_project: SimpleNamespace, monkeypatch: pytest.MonkeyPatch, one_thread) -> None:
+    """configs/raw-finetune.yaml after the pretraining, as documented: ``restorekit train configs/raw-finetune.yaml
+    --out runs/raw-finetune`` in the same project folder, on the raw DNG files themselves (aligned while loading),
+    initialised from ``runs/raw-pretrain/model.safetensors`` (the shipped ``model.init``, not overridden)."""
+    import restorekit.raw.align as raw_align
+    from restorekit import load_model
+    from restorekit.raw.config import RawDataConfig
+    from restorekit.raw.dataset import build_raw_datasets
+
+    assert raw_project.train_rc == 0
+    root = raw_project.root
+    monkeypatch.chdir(root)
+    pretrained = load_model(root / _PRETRAIN / "model.safetensors")
+
+    alignments: list[tuple[str, float]] = []  # every ORB + ECC alignment of a ground truth onto its noisy frame
+    real_align = raw_align.align_pair
+
+    def spy_align(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        res = real_align(*args, **kwargs)
+        alignments.append((res.status, res.cc))
+        return res
+
+    monkeypatch.setattr(raw_align, "align_pair", spy_align)
+    with _first_optimizer_step() as first:
+        rc = main(["train", str(CONFIGS / "raw-finetune.yaml"), "--out", "runs/raw-finetune", *_sets(*_FINETUNE_SETS)])
+    assert rc == 0
+    run = root / "runs" / "raw-finetune"
+    shipped = yaml.safe_load((CONFIGS / "raw-finetune.yaml").read_text())
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    _assert_recipe(shipped, cfg, {s.split("=")[0] for s in _FINETUNE_SETS})
+    assert cfg["model"]["init"] == "runs/raw-pretrain/model.safetensors"
+    assert cfg["data"]["align"] is True and cfg["schedule"]["name"] == "cosine" and cfg["optim"]["lr"] == 2.0e-5
+
+    # the starting weights are the pretraining run's package: the first optimizer step receives exactly its
+    # parameters (before its update), at the fine-tuning learning rate; the pretraining's own first step (the
+    # same seeded initialisation) had different ones
+    assert first["lr"] == pytest.approx(2.0e-5)
+    ref = [p.detach() for p in pretrained.parameters()]
+    assert len(first["params"]) == len(ref)
+    for i, (got, want) in enumerate(zip(first["params"], ref)):
+        assert torch.equal(got, want), f"parameter {i} at the first fine-tuning step is not the pretrained one"
+    assert not all(torch.equal(a, b) for a, b in zip(raw_project.first_step["params"], ref))
+
+    # the raw files were read and aligned while loading (align: true, every pair well above min_cc 0.9), split by
+    # scene at val_fraction 0.2 (one of three scenes)
+    split = json.loads((run / "raw_split.json").read_text())
+    assert split["packed"] is False and len(split["train"]) == 4 and len(split["val"]) == 2
+    assert len({s["scene"] for s in split["val"]}) == 1
+    assert {s["scene"] for s in split["val"]}.isdisjoint(s["scene"] for s in split["train"])
+    assert alignments and all(status == "ok" and cc >= 0.9 for status, cc in alignments), alignments
+
+    # 2 epochs of 2 steps, cosine from 2e-5 down to min_lr 1e-7; checkpoint every 2 epochs; metrics finite
+    hist = json.loads((run / "training_history.json").read_text())["epochs"]
+    assert [h["global_step"] for h in hist] == [2, 4]
+    assert 1.0e-7 < hist[0]["lr"] < 2.0e-5 and hist[-1]["lr"] == pytest.approx(1.0e-7)
+    keys = ("train_loss", "val_loss", "val_psnr", "val_ssim", "val_input_psnr")
+    assert all(np.isfinite(h[k]) for h in hist for k in keys)
+    ckpts = {p.name for p in (run / "checkpoints").glob("*.ckpt")}
+    assert {"epoch0001.ckpt", "latest.ckpt"} <= ckpts and "epoch0000.ckpt" not in ckpts, ckpts
+    assert any(c.startswith("best-") for c in ckpts), ckpts
+    final = json.loads((run / "final_metrics.json").read_text())
+    assert final["weights"].startswith("best checkpoint")  # train.export: best
+    assert _mlflow_metric(run.parent / "mlflow.db", run / "mlflow_run.json", "val_psnr") == pytest.approx(
+        [h["val_psnr"] for h in hist], abs=1e-4)
+
+    # the exported model: fine-tuned (moved from the pretrained weights, by at most a few Adam steps of <= 2e-5)
+    model = load_model(run / "model.safetensors")
+    diffs = [float((a.detach() - b).abs().max()) for a, b in zip(model.parameters(), ref)]
+    assert 0 < max(diffs) < 4 * 3 * 2.0e-5, max(diffs)
+    # ... and it reproduces the recorded validation PSNR on the run's validation set (raw files, aligned)
+    _, val = build_raw_datasets(RawDataConfig.model_validate(cfg["data"]), seed=cfg["seed"])
+    recorded = {r["name"]: r["output_psnr"] for r in final["images"]}
+    assert {s["name"] for s in split["val"]} == set(recorded)
+    for i in range(len(val)):
+        s = val[i]
+        with torch.no_grad():
+            y = model(s["rggb"][None], s["cond"][None], s["residual"][None]).clamp(0, 1)[0]
+        assert y.shape == s["target"].shape == (3, 64, 64) and torch.isfinite(y).all()
+        assert _psnr(y, s["target"]) == pytest.approx(recorded[s["name"]], abs=1e-3)
