@@ -290,3 +290,31 @@ def test_raw_files_in_lin_rec2020(scenes):
     np.testing.assert_allclose(rec["mosaic"], mosaic_to_space(raw.mosaic(), t), atol=1e-6)
     np.testing.assert_allclose(rec["residual"], np.clip(demosaic_malvar(rec["mosaic"]), 0, 1), atol=1e-6)
     assert np.abs(rec["residual"] - cam["residual"]).mean() > 1e-3
+
+
+def test_min_cc_refuses_raw_pairs_whose_alignment_is_rejected(tmp_path, photo):
+    """With ``align: true`` and ``min_cc``, a raw pair whose ground truth does not match its noisy frame
+    (here: another photo's ground truth under the scene's name) is skipped with a warning instead of
+    training on an unaligned target; the well-aligned pairs are served."""
+    from restorekit.raw.dataset import MisalignedPairError, RawDenoiseDataset, load_raw_pair
+
+    good, other = tmp_path / "good", tmp_path / "other"
+    make_synthetic_scenes(good, [("astronaut", photo("astronaut", 96)), ("rocket", photo("rocket", 96))], isos=(100, 3200), seed=0)
+    make_synthetic_scenes(other, [("rocket", photo("coffee", 96))], isos=(100, 3200), seed=1)
+    gt = next(good.glob("rocket_ISO100*"))
+    shutil.copyfile(next(other.glob("rocket_ISO100*")), gt)  # rocket's noisy frame now meets coffee's ground truth
+    cfg = parse_data_config({"kind": "raw", "root": str(good), "align": True, "min_cc": 0.9, "patch_size": 32})
+    pairs = sorted(discover_raw_pairs(good), key=lambda p: p.name)
+    bad = next(p for p in pairs if "rocket" in p.name)
+    with pytest.raises(MisalignedPairError, match="rocket"):
+        load_raw_pair(bad, align=True, min_cc=0.9)
+    assert load_raw_pair(bad, align=True, min_cc=None)["target"].shape[:2] == (96, 96)  # no threshold: kept as before
+    ds = RawDenoiseDataset(pairs, cfg, train=True)
+    with pytest.warns(UserWarning, match="skipping raw pair .*rocket"):
+        samples = [ds[i] for i in range(len(ds))]
+    assert {s["name"] for s in samples} == {p.name for p in pairs if "astronaut" in p.name}
+    for s in samples:
+        assert _psnr(s["residual"], s["target"]) > 15  # a noisy frame against its own aligned ground truth
+    only_bad = RawDenoiseDataset([bad], cfg, train=True)
+    with pytest.raises(DataError, match="every pair failed alignment at min_cc=0.9"), pytest.warns(UserWarning):
+        only_bad[0]

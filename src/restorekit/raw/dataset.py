@@ -36,6 +36,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -268,11 +269,17 @@ def _load_seed_pair(pair: RawPair, demosaic: str, match_exposure: bool, gamma: f
 
 
 # ------------------------------------------------------------------------------------------ loading
+class MisalignedPairError(DataError):
+    """A raw pair whose alignment was rejected (correlation below ``data.min_cc``) or failed."""
+
+
 def load_raw_pair(pair: RawPair, *, demosaic: str = "bilinear", match_exposure: bool = True, align: bool = False,
                   min_cc: float | None = None, gamma: float = 2.2, color_space: str = "camera") -> dict[str, Any]:
     """Decode a pair into full-resolution arrays.
 
     Returns ``{"mosaic": (H, W), "residual": (H, W, 3), "target": (H, W, 3), "cc": float|None}``,
+    (with ``align`` and ``min_cc`` set, a pair whose alignment is rejected or fails raises
+    :class:`MisalignedPairError`),
     all float32 linear in [0, 1]: camera RGB, or ``color_space`` "lin_rec2020" (raw files are
     converted per 2x2 quad before demosaicing). Packed pairs are decoded from their
     gamma-encoded JPEGs; the seed's JPEG pairs (already lin_rec2020) as its ``SmallRawDataset``.
@@ -319,6 +326,9 @@ def load_raw_pair(pair: RawPair, *, demosaic: str = "bilinear", match_exposure: 
         cc = res.cc
         if res.status == "ok" and res.aligned is not None:
             target = gamma_decode(res.aligned, gamma)
+        elif min_cc is not None:
+            # an unaligned ground truth would teach the model to blur: with a threshold set, the pair is refused
+            raise MisalignedPairError(f"raw pair '{pair.name}' ('{pair.noisy}'): alignment {res.status}: {res.reason}")
     if match_exposure:
         mt = float(target.mean())
         if mt > 1e-8:
@@ -375,6 +385,7 @@ class RawDenoiseDataset:
         self.patch_size = patch_size
         self.repeat = cfg.repeat if train else 1
         self._cache: dict[int, dict[str, Any]] = {}
+        self._refused: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.pairs) * self.repeat
@@ -396,6 +407,21 @@ class RawDenoiseDataset:
             self._cache[i] = data
         return data
 
+    def _load_usable(self, i: int) -> tuple[int, dict[str, Any]]:
+        """Pair ``i``, or the next one whose alignment passed ``data.min_cc`` (refused pairs are
+        remembered and warned about once); :class:`DataError` when none is left."""
+        n = len(self.pairs)
+        for k in range(n):
+            j = (i + k) % n
+            if j in self._refused:
+                continue
+            try:
+                return j, self._load(j)
+            except MisalignedPairError as exc:
+                self._refused.add(j)
+                warnings.warn(f"skipping {exc}", stacklevel=2)
+        raise DataError(f"raw dataset '{self.cfg.root}': every pair failed alignment at min_cc={self.cfg.min_cc}")
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         import torch
 
@@ -404,9 +430,8 @@ class RawDenoiseDataset:
 
         if not 0 <= index < len(self):
             raise IndexError(index)
-        i = index % len(self.pairs)
+        i, data = self._load_usable(index % len(self.pairs))
         pair = self.pairs[i]
-        data = self._load(i)
         arrays = [data["mosaic"], data["residual"], data["target"]]
         size = self.patch_size
         if size is not None:
