@@ -167,6 +167,27 @@ def section_inference(path: Path, d: dict[str, Any]) -> str:
     ])
 
 
+def section_memory_format(path: Path, d: dict[str, Any]) -> str:
+    rows = []
+    for key, r in d["models"].items():
+        for phase in ("inference", "training"):
+            sp = r[phase]["speedup_vs_fp32_nchw"]
+            rows.append([key, phase, r[phase]["s"]["fp32_nchw"], f"{sp['fp32_cl']:.2f}x", f"{sp['bf16_nchw']:.2f}x",
+                         f"{sp['bf16_cl']:.2f}x"])
+    st = d["settings"]
+    return "\n".join([
+        f"### memory_format (`{path.relative_to(ROOT)}`)",
+        "",
+        machine_line(d) + ".",
+        f"Inference: one {st['tile']}x{st['tile']} tile; training: one AdamW step, batch {st['batch']} at "
+        f"{st['train_size']}x{st['train_size']}; medians of {st['rounds']} interleaved rounds; speedups over fp32 NCHW "
+        f"(bf16 = autocast; AMX-BF16 on this CPU: {d.get('cpu_has_fast_bf16')}). The architecture specs' "
+        "`channels_last` entries follow this table:",
+        "",
+        table(["model", "phase", "fp32 NCHW s", "fp32 channels_last", "bf16 NCHW", "bf16 channels_last"], rows),
+    ])
+
+
 def section_layernorm(path: Path, d: dict[str, Any]) -> str:
     rows = [["x".join(map(str, r["shape"])), "channels_last" if r["channels_last"] else "NCHW", r["ms"]["fused_function"],
              r["ms"]["permute_layer_norm"], r["ms"]["elementwise_formula"], f"{r['formula_over_fused']:.2f}x",
@@ -186,6 +207,7 @@ SECTIONS: dict[str, Callable[[Path, dict[str, Any]], str]] = {
     "training": section_training,
     "data_pipeline": section_data,
     "inference": section_inference,
+    "memory_format": section_memory_format,
     "int8": section_int8,
     "layernorm": section_layernorm,
 }

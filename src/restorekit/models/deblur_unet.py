@@ -170,7 +170,7 @@ def _caps(args: dict) -> Capabilities:
     # GroupNorm statistics span the whole input (tiles differ from whole-image results); channels-last slows
     # GroupNorm on CPU.
     return Capabilities(value_range="-1,1", size_multiple=16, global_context=args["norm"] == "group",
-                        channels_last={"cpu": False, "cuda": True, "mps": False})
+                        channels_last={"cpu": True, "cuda": True, "mps": False})
 
 
 @register_model(

@@ -143,7 +143,7 @@ def _caps(args: dict) -> Capabilities:
     # simplified channel attention pools over the whole input (global context; TLC makes it local);
     # depthwise 3x3 convolutions and LayerNorm2d: channels-last is slower on CPU
     return Capabilities(value_range="0,1", size_multiple=2 ** len(list(args["enc_blk_nums"])), tlc=True,
-                        global_context=True, channels_last={"cpu": False, "cuda": True, "mps": False})
+                        global_context=True, channels_last={"cpu": True, "cuda": True, "mps": False})
 
 
 @register_model(

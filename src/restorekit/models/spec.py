@@ -56,8 +56,9 @@ class Capabilities:
     transposed attention), so tiled results differ from whole-image results; tiles are
     made as large as memory allows.
     ``channels_last``: per device type (``"cpu"``, ``"cuda"``, ``"mps"``), whether
-    ``torch.channels_last`` is the faster memory format (measured; depthwise and
-    GroupNorm nets are slower channels-last on CPU).
+    ``torch.channels_last`` is the faster memory format, measured per architecture
+    (``benchmarks/memory_format.py``); an optional ``"train:<device>"`` entry overrides it
+    for training.
     ``exportable``: ONNX/TorchScript export is supported for this configuration.
     """
 
