@@ -215,6 +215,7 @@ def main() -> None:
     from restorekit.export import export_model
     from restorekit.inference import make_runtime, resolve_plan, restore_image
     from restorekit.inference.memory import available_ram, bytes_per_pixel
+    from restorekit.inference.runtime import ort_arena_enabled
 
     t_start = time.perf_counter()
     deadline = t_start + args.budget_s
@@ -361,6 +362,7 @@ def main() -> None:
         "eager_speedup_vs_seed_tiling": round(results[key0]["eager_speedup_vs_seed_tiling"], 3),
         "eager_bf16_speedup_vs_seed_tiling": round(results[key0]["eager_bf16_speedup_vs_seed_tiling"], 3),
         "machine": {**cpu_info(), "torch": torch.__version__},
+        "ort_cpu_mem_arena": ort_arena_enabled(),
         "peak_mem_mb_4096": round(mem4096["peak_rss_mb"], 1) if "peak_rss_mb" in mem4096 else None,
         "per_model": {
             k: {

@@ -129,3 +129,31 @@ def test_auto_tile_keeps_the_real_peak_within_the_budget():
     r = _run(_AUTO_SCRIPT, "96")
     assert 128 <= r["tile"] <= 512, r
     assert r["peak_mb"] < 1.25 * 96, r
+
+
+def test_ort_arena_setting_reaches_the_session(monkeypatch):
+    """``RESTOREKIT_ORT_ARENA=0`` builds ONNX Runtime sessions without the CPU memory arena (default: with it),
+    and both sessions restore a real photo alike."""
+    import numpy as np
+    import torch
+
+    from skimage import data
+
+    from restorekit.inference.onnx_graph import onnx_bytes
+    from restorekit.inference.runtime import OnnxRuntime, ort_arena_enabled
+    from restorekit.models import create_model
+
+    model = create_model("deblur_unet", base_ch=8).eval()
+    graph = onnx_bytes(model)
+    img = torch.from_numpy(data.astronaut()[:64, :64].astype(np.float32) / 255).permute(2, 0, 1)[None]
+    outs = {}
+    for value, want in (("0", False), ("1", True), (None, True)):
+        if value is None:
+            monkeypatch.delenv("RESTOREKIT_ORT_ARENA", raising=False)
+        else:
+            monkeypatch.setenv("RESTOREKIT_ORT_ARENA", value)
+        assert ort_arena_enabled() is want
+        rt = OnnxRuntime(graph, torch.device("cpu"))  # a new session (make_runtime caches one per module)
+        assert rt.session.get_session_options().enable_cpu_mem_arena is want
+        outs[value] = rt(img)
+    assert torch.allclose(outs["0"], outs["1"], atol=1e-5)

@@ -231,6 +231,13 @@ def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
 
 
+def ort_arena_enabled() -> bool:
+    """Whether ONNX Runtime sessions use their CPU memory arena (``RESTOREKIT_ORT_ARENA``, default on)."""
+    import os
+
+    return os.environ.get("RESTOREKIT_ORT_ARENA", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
 class OnnxRuntime(Runtime):
     """ONNX Runtime session (CPU, or CUDA when the GPU build and device are available)."""
 
@@ -244,10 +251,10 @@ class OnnxRuntime(Runtime):
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads or torch.get_num_threads()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # No CPU memory arena: the arena grows in power-of-two chunks and never returns them, so a
-        # 4096 x 4096 image in 624 px U-Net tiles peaked at 3.6 GB RSS with it and 2.1 GB without
-        # (freed activations go back to the allocator; benchmarks/inference.py measures the peak).
-        so.enable_cpu_mem_arena = False
+        # ONNX Runtime's CPU memory arena keeps every chunk it grew: faster (no page faults per
+        # activation) but a larger peak; RESTOREKIT_ORT_ARENA=0 turns it off where memory is tight
+        # (docs/inference.md has both figures, measured by benchmarks/inference.py).
+        so.enable_cpu_mem_arena = ort_arena_enabled()
         so.log_severity_level = 3  # failures surface as exceptions; keep ORT's own logger quiet
         providers = ["CPUExecutionProvider"]
         if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
