@@ -121,6 +121,31 @@ def test_vit_seed_checkpoint_uses_its_config_heads(tmp_path, photo, kaggle, head
         assert float((ref - wrong(x)).abs().max()) > 1e-3
 
 
+@pytest.mark.parametrize("kaggle", [False, True])
+def test_vit_export_seed_loads_in_the_seed_module(tmp_path, photo, kaggle):
+    """``export --format seed`` of a vit_restorer writes ``{'epoch', 'model_state_dict', 'config'}`` that the
+    manuscript seed's ViTRestorer, built from that config, loads strictly and runs to the same output."""
+    torch.manual_seed(4)
+    m = create_model("vit_restorer", img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=4,
+                     use_simple_head=kaggle).eval()
+    sm.randomize_norm_stats(m)
+    res = export_model(m, tmp_path / "desti.pth", "seed")
+    assert res.max_abs_diff is not None and res.max_abs_diff < 1e-4
+    obj = torch.load(tmp_path / "desti.pth", weights_only=True)
+    cfg = obj["config"]
+    assert cfg["heads"] == cfg["num_heads"] == 4 and cfg["img_size"] == 32 and cfg["embed_dim"] == 32
+    seed = sm.SeedViTRestorer(img_size=cfg["img_size"], patch_size=cfg["patch_size"], embed_dim=cfg["embed_dim"],
+                              depth=cfg["depth"], num_heads=cfg["heads"], mlp_ratio=cfg["mlp_ratio"],
+                              use_skip=cfg["use_skip"], kaggle=kaggle).eval()
+    seed.load_state_dict(obj["model_state_dict"], strict=True)
+    x = _photo_tensor(photo, 32, 32)
+    with torch.no_grad():
+        assert float((seed(x) - m(x)).abs().max()) < 1e-4
+    again = restorekit.load_model(tmp_path / "desti.pth")  # and restorekit reads its own seed-format file back
+    with torch.no_grad():
+        assert float((again(x) - m(x)).abs().max()) < 1e-5
+
+
 def test_vit_seed_size_mode_and_native_tiles(tmp_path, photo, monkeypatch):
     torch.manual_seed(4)
     seed = sm.SeedViTRestorer(img_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2).eval()

@@ -103,7 +103,11 @@ def seed_checkpoint(model: nn.Module) -> tuple[Any, SeedWriter, dict[str, Any]]:
             f"--format seed: '{what}' is not a seed project's architecture (supported: {', '.join(SEED_WRITERS.names())})")
     writer = SEED_WRITERS.get(card.arch)
     state = {k: v.detach().to("cpu").contiguous() for k, v in getattr(model, "_orig_mod", model).state_dict().items()}
-    return writer.build(state, dict(card.args)), writer, dict(card.args)
+    # the card holds only the arguments the model was built with; the writers need every one (defaults too)
+    from restorekit.models.registry import get_spec
+
+    full = get_spec(card.arch).args_model(**card.args).model_dump()
+    return writer.build(state, full), writer, dict(card.args)
 
 
 def save_seed_checkpoint(model: nn.Module, path: str | Path) -> dict[str, Any]:
