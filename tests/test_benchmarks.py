@@ -72,3 +72,20 @@ def test_report_copies_numbers_from_the_newest_json(tmp_path) -> None:
     report.main(["--results", str(results), "--doc", str(doc)])
     text = doc.read_text()
     assert "**1.20x**" in text and "**not met**" in text and text.count(report.BEGIN) == 1
+
+
+def test_specs_memory_format_follows_the_committed_measurement() -> None:
+    """The architectures' ``channels_last`` entries for the CPU (inference and training) are what the newest
+    committed ``benchmarks/memory_format.py`` run measured to be faster."""
+    from restorekit.models.registry import create_model
+    from restorekit.models.spec import caps_of
+
+    results = sorted((BENCH / "results").glob("memory_format-*.json"))
+    assert results, "no committed memory_format result"
+    data = max((json.loads(p.read_text()) for p in results), key=lambda d: d["date"])
+    assert data["models"], data
+    for key, r in data["models"].items():
+        caps = caps_of(create_model(r["arch"], preset=r["preset"]))
+        rec = r["recommended"]
+        assert caps.channels_last["cpu"] is rec["cpu"], (key, caps.channels_last, rec)
+        assert caps.channels_last.get("train:cpu", caps.channels_last["cpu"]) is rec["train:cpu"], (key, rec)
