@@ -104,8 +104,11 @@ def test_sigint_says_it_stopped_and_how_to_resume(tmp_path, tiny_config) -> None
     run_dir = tmp_path / "runs" / "int"
     latest = run_dir / "checkpoints" / "latest.ckpt"
     env = dict(os.environ, MLFLOW_TRACKING_URI="", PYTHONUNBUFFERED="1")
+    # SIGINT back to its default in the child: a test runner started in the background by a non-interactive
+    # shell inherits SIGINT ignored, and Python then never raises KeyboardInterrupt
     proc = subprocess.Popen([sys.executable, "-m", "restorekit", "train", str(cfg), "--out", str(run_dir), "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while not latest.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
