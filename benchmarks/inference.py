@@ -34,6 +34,7 @@ Usage: ``python benchmarks/inference.py [--size 2048] [--mem-size 4096] [--budge
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -216,8 +217,9 @@ def main() -> None:
     import restorekit
     from restorekit.export import export_model
     from restorekit.inference import make_runtime, resolve_plan, restore_image
-    from restorekit.inference.memory import available_ram, bytes_per_pixel
+    from restorekit.inference.memory import bytes_per_pixel
     from restorekit.inference.runtime import ort_arena_enabled
+    from restorekit.utils.system import available_ram
 
     t_start = time.perf_counter()
     deadline = t_start + args.budget_s
@@ -349,8 +351,6 @@ def main() -> None:
               flush=True)
         results[key] = r
         del out_c, out_e, rt_default, rt_file, rt_eager, rt_bf16, rt_seed
-        import gc
-
         gc.collect()
 
         if key == "demo_unet" and args.mem_size:

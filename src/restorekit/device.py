@@ -51,17 +51,16 @@ def lightning_accelerator(name: str | None = "auto") -> str:
 def cpu_has_fast_bf16() -> bool:
     """True when this CPU multiplies bfloat16 matrices in hardware (Intel AMX-BF16, Sapphire Rapids and newer).
 
-    There oneDNN runs bf16 convolutions and matmuls on the AMX tiles: on the 2-core development machine a
-    training step of the demo U-Net took 0.48 s in fp32 and 0.22 s under bf16 autocast (NAFNet-w32:
-    0.85 s / 0.63 s; ``benchmarks/training.py`` measures it). Without AMX, bf16 is emulated or runs on
-    AVX512-BF16 dot products only, which is rarely faster than fp32, so ``False`` keeps fp32.
+    There oneDNN runs bf16 convolutions and matmuls on the AMX tiles (``benchmarks/memory_format.py`` and
+    ``benchmarks/training.py`` measure what that buys; results in docs/benchmarks.md). Without AMX, bf16 is
+    emulated or runs on AVX512-BF16 dot products only, which is rarely faster than fp32, so ``False`` keeps fp32.
     ``RESTOREKIT_CPU_BF16=0`` (or ``1``) overrides the detection.
     """
-    import os
+    from restorekit.utils.system import env_flag
 
-    env = os.environ.get("RESTOREKIT_CPU_BF16")
-    if env is not None and env.strip() != "":
-        return env.strip().lower() not in ("0", "false", "no", "off")
+    forced = env_flag("RESTOREKIT_CPU_BF16")
+    if forced is not None:
+        return forced
     probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
     try:
         return bool(probe()) if probe is not None else False

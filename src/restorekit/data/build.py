@@ -35,8 +35,6 @@ from restorekit.utils.seed import sample_rng
 
 log = logging.getLogger(__name__)
 
-
-
 #: most decoded-image cache per process that ``cache_mb: auto`` picks
 AUTO_CACHE_MAX_MB = 2048
 
@@ -55,6 +53,7 @@ def resolve_cache_mb(value: int | str, num_workers: int) -> int:
 
     share = available_ram() / 4 / 2**20 / max(1, int(num_workers))
     return int(max(0, min(AUTO_CACHE_MAX_MB, share)))
+
 
 def discover(cfg: CommonDataConfig, *, val: bool = False) -> tuple[list[Item], list[Problem]] | None:
     """Items and problems of the training source (``val=False``) or the explicit validation source.

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 from restorekit.models.spec import arch_of, args_of
-from restorekit.utils.system import available_ram  # noqa: F401 - re-exported (benchmarks use it from here)
+from restorekit.utils.system import available_ram
 
 log = logging.getLogger("restorekit.inference")
 

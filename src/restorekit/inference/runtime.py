@@ -233,9 +233,9 @@ def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 def ort_arena_enabled() -> bool:
     """Whether ONNX Runtime sessions use their CPU memory arena (``RESTOREKIT_ORT_ARENA``, default on)."""
-    import os
+    from restorekit.utils.system import env_flag
 
-    return os.environ.get("RESTOREKIT_ORT_ARENA", "1").strip().lower() not in ("0", "false", "no", "off")
+    return env_flag("RESTOREKIT_ORT_ARENA") is not False
 
 
 class OnnxRuntime(Runtime):

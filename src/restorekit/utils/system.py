@@ -5,6 +5,15 @@ from __future__ import annotations
 import os
 
 
+def env_flag(name: str) -> bool | None:
+    """The boolean value of environment variable ``name``: False for ``0``/``false``/``no``/``off`` (any case),
+    True for any other non-empty value, None when unset or empty (the caller's default applies)."""
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return None
+    return value not in ("0", "false", "no", "off")
+
+
 def available_ram() -> int:
     """Available system memory in bytes (MemAvailable on Linux, else total physical, else 8 GiB)."""
     try:
