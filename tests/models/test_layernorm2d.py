@@ -69,3 +69,4 @@ def test_traced_graph_has_no_custom_function() -> None:
     traced = torch.jit.trace(ln, (x,))
     assert "LayerNorm2dFunction" not in str(traced.graph)
     torch.testing.assert_close(traced(x), ln(x))
+

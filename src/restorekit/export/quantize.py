@@ -60,6 +60,9 @@ QUANTIZED_OPS = (
     "Unsqueeze", "Flatten",
 )
 
+#: normalisation operators without an int8 kernel (GroupNorm is exported as InstanceNormalization)
+FP32_NORM_OPS = ("InstanceNormalization", "LayerNormalization", "GroupNormalization", "BatchNormalization")
+
 
 class QuantizeError(RestoreKitError):
     """int8 quantization failed or its result is too far from the fp32 model."""
@@ -78,6 +81,8 @@ class QuantizeResult:
     verify_images: list[str] = field(default_factory=list)
     #: exact graph rewrites applied before quantizing (:func:`int8_rewrites`), count per kind
     rewrites: dict[str, int] = field(default_factory=dict)
+    #: normalisations left in fp32: LayerNorm2d (:func:`channel_norm_nodes`) and :data:`FP32_NORM_OPS` nodes
+    fp32_norms: int = 0
 
 
 def skimage_photo(name: str) -> np.ndarray:
@@ -240,17 +245,68 @@ def _reducemean_as_gap(model: Any) -> int:
     for node in model.graph.node:
         if node.op_type != "ReduceMean" or rank.get(node.input[0]) != 4:
             continue
-        a = _attrs(node)
-        axes = a.get("axes")
-        if axes is None and len(node.input) > 1 and node.input[1] in consts:
-            axes = consts[node.input[1]].tolist()
-        if sorted(int(x) for x in (axes or [])) not in ([2, 3], [-2, -1]) or a.get("keepdims", 1) != 1:
+        axes = _reduce_axes(node, consts)
+        if sorted(axes or []) not in ([2, 3], [-2, -1]) or _attrs(node).get("keepdims", 1) != 1:
             continue
         node.op_type = "GlobalAveragePool"
         del node.attribute[:]
         del node.input[1:]
         done += 1
     return done
+
+
+def _reduce_axes(node: Any, consts: dict[str, np.ndarray]) -> list[int] | None:
+    """The ``axes`` of a ReduceMean node (attribute before opset 18, constant input since), None if unknown."""
+    axes = _attrs(node).get("axes")
+    if axes is None and len(node.input) > 1 and node.input[1] in consts:
+        axes = consts[node.input[1]].tolist()
+    return None if axes is None else [int(a) for a in axes]
+
+
+def channel_norm_nodes(model: Any) -> list[Any]:
+    """The nodes of every per-pixel channel normalisation in the ONNX model proto ``model``, to keep in fp32.
+
+    Finds the NCHW form LayerNorm2d exports (``restorekit.models.layers``): ``mu =
+    ReduceMean(x, axes=[1])``, ``d = Sub(x, mu)``, ``Mul(d, d)``, ``ReduceMean(axes=[1])``,
+    ``Add(eps)``, ``Sqrt``, ``Div(d, .)``; the affine ``Mul``/``Add`` after it are not included
+    (int8 kernels run them). Quantizing the variance to uint8 would round small variances to
+    zero and divide by ``sqrt(eps)``: these stay fp32, as a LayerNormalization node would.
+    """
+    from onnx import numpy_helper
+
+    consts = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    consts.update({n.output[0]: numpy_helper.to_array(_attrs(n)["value"]) for n in model.graph.node
+                   if n.op_type == "Constant" and "value" in _attrs(n)})
+    users: dict[str, list[Any]] = {}
+    for n in model.graph.node:
+        for i in dict.fromkeys(n.input):  # Mul(d, d) uses d once
+            users.setdefault(i, []).append(n)
+
+    def only(out: str, op: str) -> Any | None:
+        found = [n for n in users.get(out, []) if n.op_type == op]
+        return found[0] if len(found) == 1 else None
+
+    def channel_mean(n: Any | None) -> bool:
+        return n is not None and n.op_type == "ReduceMean" and _reduce_axes(n, consts) == [1] and _attrs(n).get("keepdims", 1) == 1
+
+    keep: list[Any] = []
+    for r1 in model.graph.node:
+        if not channel_mean(r1):
+            continue
+        sub = only(r1.output[0], "Sub")
+        if sub is None or list(sub.input) != [r1.input[0], r1.output[0]]:
+            continue
+        sq = only(sub.output[0], "Mul")
+        if sq is None or list(sq.input) != [sub.output[0], sub.output[0]]:
+            continue
+        r2 = only(sq.output[0], "ReduceMean")
+        add = only(r2.output[0], "Add") if channel_mean(r2) else None
+        sqrt = only(add.output[0], "Sqrt") if add is not None else None
+        div = only(sqrt.output[0], "Div") if sqrt is not None else None
+        if div is None or list(div.input) != [sub.output[0], sqrt.output[0]]:
+            continue
+        keep += [r1, sub, sq, r2, add, sqrt, div]
+    return keep
 
 
 def int8_rewrites(model: Any) -> dict[str, int]:
@@ -303,6 +359,7 @@ def quantize_int8(
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    from restorekit.inference.runtime import ORT_DISABLED_OPTIMIZERS_KEY
     from restorekit.utils.atomic import atomic_path
 
     data = fp32 if isinstance(fp32, (bytes, bytearray)) else Path(fp32).read_bytes()
@@ -327,7 +384,14 @@ def quantize_int8(
             quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         except Exception:  # noqa: BLE001 - pre-processing is an optimisation; quantize the plain graph then
             pre = src
-        ops = [op for op in QUANTIZED_OPS if op in {n.op_type for n in onnx.load(str(pre)).graph.node}]
+        pre_model = onnx.load(str(pre))
+        ops = [op for op in QUANTIZED_OPS if op in {n.op_type for n in pre_model.graph.node}]
+        norms = channel_norm_nodes(pre_model)
+        fp32_norms = len(norms) // 7 + sum(n.op_type in FP32_NORM_OPS for n in pre_model.graph.node)
+        for k, node in enumerate(norms):  # nodes_to_exclude goes by name
+            node.name = node.name or f"rk_channel_norm_{k}"
+        if norms:
+            onnx.save(pre_model, str(pre))
         if not ops:
             raise ConfigError(f"--quantize int8: the graph has no operator with an int8 kernel ({', '.join(QUANTIZED_OPS[:4])}...)")
         quiet = logging.getLogger()  # ORT's quantizer logs per-tensor warnings on the root logger
@@ -339,7 +403,7 @@ def quantize_int8(
                 quant_format=QuantFormat.QDQ, per_channel=per_channel,
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                 calibrate_method=methods[method], extra_options=extra,
-                op_types_to_quantize=ops,
+                op_types_to_quantize=ops, nodes_to_exclude=[n.name for n in norms],
             )
         except Exception as exc:  # noqa: BLE001 - ORT's quantizer raises many types
             raise QuantizeError(f"int8 quantization failed: {exc}") from exc
@@ -353,17 +417,25 @@ def quantize_int8(
         qmodel.metadata_props.add(key="restorekit.quantization", value=(
             f"int8 static QDQ, per_channel={per_channel}, u8 activations / s8 weights, {method} calibration on "
             f"{len(crops)} crops of {size}px from {len(images)} images; rewrites "
-            + ", ".join(f"{k}={v}" for k, v in rewrites.items())))
+            + ", ".join(f"{k}={v}" for k, v in rewrites.items()) + f"; {fp32_norms} normalisations in fp32"))
+        if fp32_norms:
+            # ONNX Runtime's NhwcTransformer turns the int8 convolutions to NHWC, and every fp32 normalisation
+            # then sits between two transposes: without it NAFNet's int8 graph ran 1.27x instead of 1.05x the
+            # fp32 one (the GroupNorm U-Net 1.69x / 1.64x, the norm-free student 0.88x / 1.09x: it keeps it)
+            qmodel.metadata_props.add(key=ORT_DISABLED_OPTIMIZERS_KEY, value="NhwcTransformer")
         buf = io.BytesIO()
         onnx.save(qmodel, buf)
     out = Path(out)
     with atomic_path(out) as tmp_out:
         tmp_out.write_bytes(buf.getvalue())
-    return QuantizeResult(out, out.stat().st_size, len(data), [n for n, _ in images], len(crops), rewrites=rewrites)
+    return QuantizeResult(out, out.stat().st_size, len(data), [n for n, _ in images], len(crops), rewrites=rewrites,
+                          fp32_norms=fp32_norms)
 
 
 def _session(source: bytes | str | Path, threads: int | None = None) -> Any:
     import onnxruntime as ort
+
+    from restorekit.inference.runtime import ort_session
 
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -371,7 +443,7 @@ def _session(source: bytes | str | Path, threads: int | None = None) -> Any:
     if threads:
         so.intra_op_num_threads = threads
     data = bytes(source) if isinstance(source, (bytes, bytearray)) else str(source)
-    return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+    return ort_session(data, so, ["CPUExecutionProvider"])
 
 
 def psnr01(a: np.ndarray, b: np.ndarray) -> float:

