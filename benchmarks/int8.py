@@ -27,7 +27,10 @@ from and whether it was given on the command line or taken from the default path
   both alike), medians; ``int8_speedup_vs_fp32`` = fp32 time / int8 time.
 
 Top-level ``int8_speedup_vs_fp32`` is the smallest and ``int8_psnr_drop_db`` the largest
-over the models measured; ``models.<name>`` has each one's figures.
+over the models the issue names (:data:`GOAL_MODELS`: the distillation student and the
+demo recipe's U-Net) among those measured; ``int8_speedup_vs_fp32_all_models`` and
+``int8_psnr_drop_db_all_models`` include the demo's NAFNet too; ``models.<name>`` has
+each one's figures.
 
 Usage: ``python benchmarks/int8.py --unet runs/demo/model.safetensors --student
 runs/distill-demo/student/model.safetensors [--deblur-unet runs/demo-unet/model.safetensors]
@@ -56,6 +59,8 @@ from machine import cpu_info, load_average  # noqa: E402
 HELDOUT = ("coffee", "rocket")
 #: training photos of both runs (calibration)
 CALIB = ("astronaut", "hubble_deep_field", "immunohistochemistry", "motorcycle_left", "motorcycle_right")
+#: the models the int8 goal is stated for (issue #16: "the distillation student and the demo U-Net")
+GOAL_MODELS = ("student", "deblur_unet")
 #: slot -> (command-line flag, default file, degradation it trains on, command that trains it)
 MODELS: dict[str, tuple[str, str, Any, str]] = {
     "demo": ("--unet", "runs/demo/model.safetensors", "demo-deblur", "restorekit demo"),
@@ -228,10 +233,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "image": f"{args.size}x{args.size} (astronaut tiled)",
         "tiling": f"tile {args.tile}, overlap {args.overlap}, batch {args.batch}",
         "heldout": list(HELDOUT), "calibration": list(CALIB), "models": models, "missing": missing,
-        "int8_speedup_vs_fp32": min(m["int8_speedup_vs_fp32"] for m in models.values()),
-        "int8_psnr_drop_db": max(m["int8_psnr_drop_db"] for m in models.values()),
+        "goal_models": [k for k in GOAL_MODELS if k in models] or list(models),
+        "int8_speedup_vs_fp32_all_models": min(m["int8_speedup_vs_fp32"] for m in models.values()),
+        "int8_psnr_drop_db_all_models": max(m["int8_psnr_drop_db"] for m in models.values()),
         "load_avg_1m": [load0, load_average()],
     }
+    out["int8_speedup_vs_fp32"] = min(models[k]["int8_speedup_vs_fp32"] for k in out["goal_models"])
+    out["int8_psnr_drop_db"] = max(models[k]["int8_psnr_drop_db"] for k in out["goal_models"])
     out["goals"] = {"int8_speedup_1.5x": out["int8_speedup_vs_fp32"] >= 1.5, "int8_drop_0.2db": out["int8_psnr_drop_db"] <= 0.2}
     if args.out:
         from restorekit.utils.atomic import atomic_write_text

@@ -133,7 +133,10 @@ def section_int8(path: Path, d: dict[str, Any]) -> str:
                "int8 vs fp32 PSNR dB", "MB int8 / fp32"], rows),
         "",
         f"`int8_speedup_vs_fp32` = **{d['int8_speedup_vs_fp32']:.2f}x** (goal >= 1.5x: {fmt(g.get('int8_speedup_1.5x'))}); "
-        f"`int8_psnr_drop_db` = **{d['int8_psnr_drop_db']:.3f} dB** (goal <= 0.2 dB: {fmt(g.get('int8_drop_0.2db'))}).",
+        f"`int8_psnr_drop_db` = **{d['int8_psnr_drop_db']:.3f} dB** (goal <= 0.2 dB: {fmt(g.get('int8_drop_0.2db'))})"
+        + (f" over {', '.join(d['goal_models'])}; over every model measured: "
+           f"{d['int8_speedup_vs_fp32_all_models']:.2f}x, {d['int8_psnr_drop_db_all_models']:.3f} dB."
+           if "goal_models" in d else "."),
     ] + ([f"Note recorded with the run: {d['note']}."] if d.get("note") else []))
 
 
